@@ -1,0 +1,355 @@
+"""Corpus readers: JSONL, Parquet (kp20k / kptimes / kpbiomed exports) and CSV/TSV → ``Document``.
+
+Readers are generators (a large file is never loaded whole). A bad record either stops the read
+with ``InputError(file, line, reason)`` (``on_error="fail"``, the default) or is skipped, counted
+in ``ReadStats`` and, when a rejects file is given, written there (``on_error="skip"``).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, TextIO
+
+from .errors import ConfigError, InputError
+from .text import dedupe_phrases
+
+OnError = Literal["fail", "skip"]
+
+
+@dataclass
+class Document:
+    """One document: id, title, text (abstract or body), author keyphrases and other fields."""
+
+    id: str
+    title: str
+    text: str
+    keyphrases: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def full_text(self) -> str:
+        """Title and text as one string (the text a query or an encoder sees)."""
+        if self.title and self.text:
+            return f"{self.title}. {self.text}"
+        return self.title or self.text
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Which input fields hold what; the first name found in a record wins."""
+
+    id: tuple[str, ...] = ("id", "doc_id", "_id")
+    title: tuple[str, ...] = ("title",)
+    text: tuple[str, ...] = ("abstract", "text", "body", "content")
+    keyphrases: tuple[str, ...] = ("keyphrases", "keywords", "keyphrase")
+    keyphrase_sep: str = ";"
+    require_keyphrases: bool = False
+
+    @classmethod
+    def from_options(
+        cls,
+        id_field: str | None = None,
+        title_field: str | None = None,
+        text_field: str | None = None,
+        keyphrases_field: str | None = None,
+        keyphrase_sep: str = ";",
+        require_keyphrases: bool = False,
+    ) -> "Fields":
+        """Fields from CLI options (a comma list each); ``None`` keeps the defaults."""
+        d = cls()
+
+        def pick(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+            if value is None:
+                return default
+            names = tuple(n.strip() for n in value.split(",") if n.strip())
+            if not names:
+                raise ConfigError(f"empty field name list: {value!r}")
+            return names
+
+        return cls(
+            id=pick(id_field, d.id),
+            title=pick(title_field, d.title),
+            text=pick(text_field, d.text),
+            keyphrases=pick(keyphrases_field, d.keyphrases),
+            keyphrase_sep=keyphrase_sep,
+            require_keyphrases=require_keyphrases,
+        )
+
+
+@dataclass
+class ReadStats:
+    """Counts of a read: every record is either kept or skipped."""
+
+    read: int = 0
+    kept: int = 0
+    skipped: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        s = f"read {self.read}, kept {self.kept}, skipped {self.skipped}"
+        if self.reasons:
+            s += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.reasons.items())) + ")"
+        return s
+
+
+class RejectSink:
+    """Writes rejected records as JSONL: source, line, reason and the raw record."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self._fh: TextIO | None = open(path, "w", encoding="utf-8") if path else None
+
+    def write(self, source: str, line: int, reason: str, raw: str) -> None:
+        """Record one rejected input record."""
+        if self._fh is not None:
+            self._fh.write(json.dumps({"source": source, "line": line, "reason": reason, "raw": raw}) + "\n")
+
+    def close(self) -> None:
+        """Flush and close the rejects file."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> "RejectSink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Bad(Exception):
+    pass
+
+
+def content_id(title: str, text: str) -> str:
+    """A stable id for a record without one: a hash of its title and text."""
+    return "sha1:" + hashlib.sha1(f"{title}\x00{text}".encode("utf-8")).hexdigest()[:20]
+
+
+def _first(record: dict[str, Any], names: tuple[str, ...]) -> tuple[str | None, Any]:
+    for n in names:
+        if n in record and record[n] is not None:
+            return n, record[n]
+    return None, None
+
+
+def _as_text(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return " ".join(value)  # some exports store the text as a list of sentences
+    raise _Bad(f"field '{name}' must be a string, got {type(value).__name__}")
+
+
+def record_to_document(record: Any, fields: Fields, *, split_keyphrases: bool = False) -> Document:
+    """Validate one parsed record and turn it into a ``Document`` (raises ``_Bad`` with a reason)."""
+    if not isinstance(record, dict):
+        raise _Bad(f"record must be a JSON object, got {type(record).__name__}")
+    tname, title = _first(record, fields.title)
+    xname, text = _first(record, fields.text)
+    if title is None and text is None:
+        raise _Bad("missing text field (looked for " + ", ".join(fields.title + fields.text) + ")")
+    title = _as_text(tname, title) if title is not None else ""
+    text = _as_text(xname, text) if text is not None else ""
+    if not title.strip() and not text.strip():
+        raise _Bad("empty title and text")
+    kname, kps = _first(record, fields.keyphrases)
+    if kps is None:
+        if fields.require_keyphrases:
+            raise _Bad("missing keyphrase field (looked for " + ", ".join(fields.keyphrases) + ")")
+        kps = []
+    if split_keyphrases and isinstance(kps, str):
+        kps = kps.split(fields.keyphrase_sep) if kps.strip() else []
+    if hasattr(kps, "tolist"):  # numpy arrays from Parquet
+        kps = kps.tolist()
+    if not isinstance(kps, list) or not all(isinstance(k, str) for k in kps):
+        raise _Bad(f"field '{kname}' must be a list of strings")
+    iname, rid = _first(record, fields.id)
+    if rid is None:
+        rid = content_id(title, text)
+    elif not isinstance(rid, (str, int)) or isinstance(rid, bool):
+        raise _Bad(f"field '{iname}' must be a string or an integer")
+    used = {tname, xname, kname, iname}
+    meta = {k: v for k, v in record.items() if k not in used}
+    return Document(str(rid), title.strip(), text.strip(), dedupe_phrases(kps), meta)
+
+
+def detect_format(path: str | Path) -> str:
+    """File format from the name: jsonl, parquet, csv or tsv."""
+    name = str(path).lower()
+    for suffix in (".gz", ".bz2", ".xz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    for ext, fmt in ((".jsonl", "jsonl"), (".json", "jsonl"), (".ndjson", "jsonl"), (".parquet", "parquet"),
+                     (".csv", "csv"), (".tsv", "tsv"), (".tab", "tsv")):
+        if name.endswith(ext):
+            return fmt
+    raise ConfigError(f"{path}: cannot tell the format from the file name; use --input-format jsonl|parquet|csv|tsv")
+
+
+def _open_binary(path: Path) -> Any:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")
+    if name.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(path, "rb")
+    if name.endswith(".xz"):
+        import lzma
+
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8", errors="strict", newline="")
+
+
+def _raw_jsonl(path: Path) -> Iterator[tuple[int, str, Any]]:
+    with _open_binary(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, raw.decode("utf-8", "replace"), _Bad(f"invalid UTF-8 at byte {e.start}")
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield lineno, line.rstrip("\n"), json.loads(line)
+            except json.JSONDecodeError as e:
+                yield lineno, line.rstrip("\n"), _Bad(f"malformed JSON: {e.msg} (column {e.colno})")
+
+
+def _raw_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, str, Any]]:
+    fh = _open_text(path)
+    try:
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as e:
+            yield 1, "", _Bad(f"invalid UTF-8 at byte {e.start}")
+            return
+        while True:
+            lineno = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as e:
+                yield lineno, "", _Bad(f"invalid UTF-8 at byte {e.start}; the rest of the file cannot be read")
+                return
+            except csv.Error as e:
+                yield lineno, "", _Bad(f"malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {e}")
+                continue
+            if not row:
+                continue
+            raw = delimiter.join(row)
+            if len(row) != len(header):
+                yield reader.line_num, raw, _Bad(f"expected {len(header)} columns, got {len(row)}")
+                continue
+            yield reader.line_num, raw, dict(zip(header, row))
+    finally:
+        fh.close()
+
+
+def _raw_parquet(path: Path) -> Iterator[tuple[int, str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        from .errors import MissingExtraError
+
+        raise MissingExtraError("pyarrow", "parquet", "reading Parquet files") from None
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a bad file
+        raise InputError(f"not a readable Parquet file: {e}", source=str(path)) from None
+    row = 0
+    for batch in pf.iter_batches(batch_size=4096):
+        for rec in batch.to_pylist():
+            row += 1
+            yield row, json.dumps(rec, default=str), rec
+
+
+def read_documents(
+    path: str | Path,
+    *,
+    fields: Fields | None = None,
+    fmt: str | None = None,
+    on_error: OnError = "fail",
+    rejects: RejectSink | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[Document]:
+    """Stream the documents of a file; see the module docstring for the error policy."""
+    path = Path(path)
+    if str(path) != "-" and not path.exists():
+        raise InputError("no such file", source=str(path))
+    if path.is_dir():
+        raise InputError("is a directory, expected a file", source=str(path))
+    fields = fields or Fields()
+    fmt = fmt or detect_format(path)
+    stats = stats if stats is not None else ReadStats()
+    if fmt == "jsonl":
+        raw_iter, split = _raw_jsonl(path), False
+    elif fmt == "csv":
+        raw_iter, split = _raw_delimited(path, ","), True
+    elif fmt == "tsv":
+        raw_iter, split = _raw_delimited(path, "\t"), True
+    elif fmt == "parquet":
+        raw_iter, split = _raw_parquet(path), False
+    else:
+        raise ConfigError(f"unknown format {fmt!r}; use jsonl, parquet, csv or tsv")
+    seen_ids: set[str] = set()
+    for lineno, raw, rec in raw_iter:
+        stats.read += 1
+        try:
+            if isinstance(rec, _Bad):
+                raise rec
+            doc = record_to_document(rec, fields, split_keyphrases=split)
+            if doc.id in seen_ids:
+                raise _Bad(f"duplicate id {doc.id!r}")
+            seen_ids.add(doc.id)
+        except _Bad as e:
+            reason = str(e)
+            if on_error == "fail":
+                raise InputError(reason + " (use --on-error skip to skip such records)",
+                                 source=str(path), line=lineno) from None
+            stats.skipped += 1
+            key = reason.split(":")[0].split("(")[0].strip()
+            stats.reasons[key] = stats.reasons.get(key, 0) + 1
+            if rejects is not None:
+                rejects.write(str(path), lineno, reason, raw)
+            continue
+        stats.kept += 1
+        yield doc
+
+
+def write_documents(docs: Iterable[Document], path: str | Path) -> int:
+    """Write documents as JSONL (id, title, abstract, keyphrases, meta fields); returns the count."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for d in docs:
+            rec = {"id": d.id, "title": d.title, "abstract": d.text, "keyphrases": d.keyphrases, **d.meta}
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def sample_corpus_path() -> Path:
+    """Path of the sample corpus shipped with esrank (JSONL, 3 domains)."""
+    return Path(__file__).parent / "data" / "sample.jsonl"
+
+
+def stderr_summary(label: str, stats: ReadStats) -> None:
+    """Print a read summary to stderr."""
+    print(f"{label}: {stats.summary()}", file=sys.stderr)

@@ -1,0 +1,49 @@
+"""The ``Backend`` protocol every BM25 index implements, and the ``Neighbour`` it returns."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol, Sequence, runtime_checkable
+
+from ..corpus import Document
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One retrieved training document: its id, rank (1 = best), BM25 score and keyphrases."""
+
+    id: str
+    rank: int
+    score: float
+    keyphrases: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class BulkResult:
+    """Outcome of a bulk load: every read document is either indexed or failed (with a reason)."""
+
+    indexed: int = 0
+    skipped_existing: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (document id, reason)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A BM25 index of training documents with their keyphrases."""
+
+    name: str
+
+    def create(self, *, overwrite: bool = False) -> None:
+        """Create the index (settings and mappings from ``mappings/``); open it when it exists."""
+
+    def bulk_add(self, documents: Iterable[Document], *, batch_size: int = 500) -> BulkResult:
+        """Add documents (stable ids: reloading never duplicates)."""
+
+    def count(self) -> int:
+        """Number of documents in the index."""
+
+    def neighbours(self, documents: Sequence[Document], k: int = 5,
+                   exclude_ids: Sequence[set[str]] | None = None) -> list[list[Neighbour]]:
+        """The k nearest training documents of each query document (BM25 over title + text)."""
+
+    def close(self) -> None:
+        """Release connections / flush files."""

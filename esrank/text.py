@@ -1,0 +1,164 @@
+"""Text normalisation: tokenisation, Porter stemming, stemmed keys and the PRMU classes.
+
+This module is the one place where esrank normalises text; every comparison of keyphrases
+(de-duplication, matching against gold, PRMU classes) goes through it.
+
+Tokenisation: by default a regular-expression tokeniser (``regex``) that splits words the way
+nltk's Treebank ``word_tokenize`` does on ordinary text: words (hyphenated compounds and decimal
+numbers stay whole), clitics such as ``'s`` apart, and every punctuation mark a token of its own.
+It is about ten times faster than nltk's. ``ESRANK_TOKENIZER=nltk`` switches to nltk's
+``word_tokenize`` (line mode, no model data needed).
+
+PRMU (Boudin & Gallina, 2021), on lowercased Porter-stemmed word tokens of title + text:
+Present (contiguous match), Reordered (all stems occur), Mixed (some occur), Unseen (none).
+By default a contiguous match may cross punctuation and the title/text boundary (the common
+convention); ``strict=True`` forbids a match across a sentence boundary or a separating
+punctuation mark.
+"""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Iterable, Literal
+
+from nltk.stem.porter import PorterStemmer
+
+PRMU = ("P", "R", "M", "U")
+PrmuClass = Literal["P", "R", "M", "U"]
+PRMU_NAMES = {"P": "Present", "R": "Reordered", "M": "Mixed", "U": "Unseen"}
+
+_TOKEN_RE = re.compile(r"\w+(?:[-.]\w+)*|'\w+|[^\w\s]")
+_WORD_RE = re.compile(r"\w")
+# Punctuation that separates clauses; a strict contiguous match may not cross these.
+SEPARATORS = frozenset(".,;:!?()[]{}\"“”«»|")
+_BOUNDARY = "|"
+
+
+def _regex_tokenize(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text)
+
+
+def _nltk_tokenize(text: str) -> list[str]:
+    from nltk.tokenize import word_tokenize
+
+    return word_tokenize(text, preserve_line=True)
+
+
+def _pick_tokenizer() -> Callable[[str], list[str]]:
+    choice = os.environ.get("ESRANK_TOKENIZER", "regex").lower()
+    if choice == "nltk":
+        return _nltk_tokenize
+    if choice != "regex":
+        from .errors import ConfigError
+
+        raise ConfigError(f"ESRANK_TOKENIZER must be 'regex' or 'nltk', not {choice!r}")
+    return _regex_tokenize
+
+
+tokenize: Callable[[str], list[str]] = _pick_tokenizer()
+
+
+def is_word(token: str) -> bool:
+    """True for a token that carries a word or number (not only punctuation)."""
+    return _WORD_RE.search(token) is not None
+
+
+_stemmer = PorterStemmer()
+_stem_cache: dict[str, str] = {}
+
+
+def stem(token: str) -> str:
+    """Porter stem of a lowercased token (cached: each distinct token is stemmed once)."""
+    s = _stem_cache.get(token)
+    if s is None:
+        s = _stemmer.stem(token.lower(), to_lowercase=False)
+        if len(_stem_cache) < 2_000_000:
+            _stem_cache[token] = s
+    return s
+
+
+def stem_words(text: str) -> list[str]:
+    """Stemmed word tokens of a text (punctuation dropped)."""
+    return [stem(t.lower()) for t in tokenize(text) if is_word(t)]
+
+
+def stemmed_key(phrase: str) -> str:
+    """The normalised form used to compare keyphrases: stemmed word tokens joined by spaces."""
+    return " ".join(stem_words(phrase))
+
+
+def fold_accents(text: str) -> str:
+    """Remove diacritics (``âgée`` → ``agee``)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def normalise_phrase(phrase: str) -> str:
+    """Whitespace-collapsed, stripped phrase (the spelling kept for display)."""
+    return " ".join(phrase.split())
+
+
+def dedupe_phrases(phrases: Iterable[str]) -> list[str]:
+    """Strip phrases, drop empty ones and drop case-insensitive duplicates (first spelling kept)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for p in phrases:
+        p = normalise_phrase(p)
+        if not p:
+            continue
+        k = p.casefold()
+        if k not in seen:
+            seen.add(k)
+            out.append(p)
+    return out
+
+
+@dataclass(frozen=True)
+class StemmedText:
+    """A document prepared for PRMU: its stem sequence as a padded string, and its stem set."""
+
+    joined: str
+    stems: frozenset[str]
+
+    def classify(self, key: str) -> PrmuClass:
+        """PRMU class of a keyphrase given by its stemmed key."""
+        return classify_key(key, self)
+
+
+def prepare(title: str, text: str, *, strict: bool = False) -> StemmedText:
+    """Stem a document (title + text) once for repeated PRMU lookups."""
+    parts: list[str] = []
+    for field in (title, text):
+        if not field:
+            continue
+        if strict and parts:
+            parts.append(_BOUNDARY)
+        for tok in tokenize(field):
+            if is_word(tok):
+                parts.append(stem(tok.lower()))
+            elif strict and tok in SEPARATORS:
+                if parts and parts[-1] != _BOUNDARY:
+                    parts.append(_BOUNDARY)
+    stems = frozenset(p for p in parts if p != _BOUNDARY)
+    return StemmedText(" " + " ".join(parts) + " ", stems)
+
+
+def classify_key(key: str, doc: StemmedText) -> PrmuClass:
+    """PRMU class of a stemmed keyphrase key in a prepared document."""
+    if not key:
+        return "U"
+    if f" {key} " in doc.joined:
+        return "P"
+    toks = key.split(" ")
+    hits = sum(1 for t in toks if t in doc.stems)
+    if hits == len(toks):
+        return "R"
+    if hits:
+        return "M"
+    return "U"
+
+
+def prmu_class(phrase: str, title: str, text: str = "", *, strict: bool = False) -> PrmuClass:
+    """PRMU class of one keyphrase in one document (convenience; prepare() once for many)."""
+    return classify_key(stemmed_key(phrase), prepare(title, text, strict=strict))
