@@ -58,52 +58,58 @@ def _prf(matches: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
 
 def score_document(gold: Sequence[str], predicted: Sequence[str], doc: StemmedText) -> dict[str, float]:
     """All metrics defined for one document (a metric whose gold set is empty is left out)."""
-    gkeys = _unique_keys(gold)
+    gold_cls = {k: classify_key(k, doc) for k in _unique_keys(gold)}
     pkeys = _unique_keys(predicted)
-    gcls = {k: classify_key(k, doc) for k in gkeys}
-    pcls = {k: classify_key(k, doc) for k in pkeys}
-    gold_by = {c: {k for k in gkeys if gcls[k] == c} for c in PRMU}
+    pcls = [gold_cls.get(k) or classify_key(k, doc) for k in pkeys]  # a key's class depends on the key only
+    hit = [k in gold_cls for k in pkeys]
+    q = {c: 0 for c in PRMU}
+    for c in gold_cls.values():
+        q[c] += 1
     out: dict[str, float] = {}
     for c in PRMU:
-        q = len(gold_by[c])
-        if not q:
+        if not q[c]:
             continue
-        top = [k for k in pkeys if pcls[k] == c][:q]
-        m = sum(1 for k in top if k in gold_by[c])
-        p, r, f = _prf(m, len(top), q)
+        top = [h for h, pc in zip(hit, pcls) if pc == c][: q[c]]
         if c == "P":
-            out["P_P@Q"], out["P_R@Q"], out["P_F1@Q"] = p, r, f
+            out["P_P@Q"], out["P_R@Q"], out["P_F1@Q"] = _prf(sum(top), len(top), q[c])
         else:
-            out[f"{c}_R@Q"] = r
-    absent_gold = gold_by["R"] | gold_by["M"] | gold_by["U"]
-    if absent_gold:
-        top = [k for k in pkeys if pcls[k] != "P"][: len(absent_gold)]
-        out["Abs_R@Q"] = sum(1 for k in top if k in absent_gold) / len(absent_gold)
-    scopes = {
-        "present": (gold_by["P"], [k for k in pkeys if pcls[k] == "P"]),
-        "absent": (absent_gold, [k for k in pkeys if pcls[k] != "P"]),
-        "all": (set(gkeys), pkeys),
-    }
-    for scope, (g, preds) in scopes.items():
-        if not g:
+            out[f"{c}_R@Q"] = sum(top) / q[c]
+    n_absent = q["R"] + q["M"] + q["U"]
+    present_hits = [h for h, pc in zip(hit, pcls) if pc == "P"]
+    absent_hits = [h for h, pc in zip(hit, pcls) if pc != "P"]
+    if n_absent:
+        out["Abs_R@Q"] = sum(absent_hits[:n_absent]) / n_absent
+    for scope, n_gold, hits in (("present", q["P"], present_hits), ("absent", n_absent, absent_hits),
+                                ("all", len(gold_cls), hit)):
+        if not n_gold:
             continue
-        hits = [k in g for k in preds]
-        for cut in CUTOFFS:
-            k = {"5": 5, "10": 10, "O": len(g), "M": len(preds)}[cut]
-            taken = min(k, len(preds))
-            p, r, f = _prf(sum(hits[:taken]), taken, len(g))
+        for cut, k in (("5", 5), ("10", 10), ("O", n_gold), ("M", len(hits))):
+            taken = min(k, len(hits))
+            p, r, f = _prf(sum(hits[:taken]), taken, n_gold)
             out[f"{scope}_P@{cut}"], out[f"{scope}_R@{cut}"], out[f"{scope}_F1@{cut}"] = p, r, f
     return out
 
 
 @dataclass
 class SystemScores:
-    """Per-document metric values of one system: metric → {doc id: value}."""
+    """Per-document metric values of one system."""
 
     name: str
-    per_doc: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)  # doc id → {metric: value}
     missing: int = 0  # gold documents the system predicted nothing for (scored as empty lists)
     unknown: int = 0  # predicted ids that are not in the gold file (ignored)
+    _by_metric: dict[str, dict[str, float]] | None = field(default=None, repr=False)
+
+    @property
+    def per_doc(self) -> dict[str, dict[str, float]]:
+        """metric → {doc id: value} (built once, on first use)."""
+        if self._by_metric is None:
+            by: dict[str, dict[str, float]] = {}
+            for doc_id, row in self.rows.items():
+                for m, v in row.items():
+                    by.setdefault(m, {})[doc_id] = v
+            self._by_metric = by
+        return self._by_metric
 
     def mean(self, metric: str, ids: Iterable[str] | None = None) -> tuple[float, int]:
         """Macro-average of a metric over documents (optionally a subset of ids) and n."""
@@ -166,8 +172,7 @@ def evaluate(gold_docs: Iterable[Document], systems: Mapping[str, Mapping[str, S
             if phrases is None:
                 s.missing += 1
                 phrases = ()
-            for metric, value in score_document(doc.keyphrases, phrases, prepared).items():
-                s.per_doc.setdefault(metric, {})[doc.id] = value
+            s.rows[doc.id] = score_document(doc.keyphrases, phrases, prepared)
     for name, preds in systems.items():
         scores[name].unknown = sum(1 for i in preds if i not in gold_ids)
     if len(groups) == 2:  # a single dataset/domain: the overall group says it all

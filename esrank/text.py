@@ -4,8 +4,8 @@ This module is the one place where esrank normalises text; every comparison of k
 (de-duplication, matching against gold, PRMU classes) goes through it.
 
 Tokenisation: by default a regular-expression tokeniser (``regex``) that splits words the way
-nltk's Treebank ``word_tokenize`` does on ordinary text: words (hyphenated compounds and decimal
-numbers stay whole), clitics such as ``'s`` apart, and every punctuation mark a token of its own.
+nltk's Treebank ``word_tokenize`` does on ordinary text: words (hyphenated compounds, ``a/b``, ``C++``,
+decimal numbers and ``1,200`` stay whole), clitics such as ``'s`` apart, and every punctuation mark a token of its own.
 It is about ten times faster than nltk's. ``ESRANK_TOKENIZER=nltk`` switches to nltk's
 ``word_tokenize`` (line mode, no model data needed).
 
@@ -29,7 +29,8 @@ PRMU = ("P", "R", "M", "U")
 PrmuClass = Literal["P", "R", "M", "U"]
 PRMU_NAMES = {"P": "Present", "R": "Reordered", "M": "Mixed", "U": "Unseen"}
 
-_TOKEN_RE = re.compile(r"\w+(?:[-.]\w+)*|'\w+|[^\w\s]")
+_WORD = r"\w+(?:(?:[-./]|(?<=\d),(?=\d{3}))\w+)*(?:\+\+)?|'\w+"
+_TOKEN_RE = re.compile(_WORD + r"|[^\w\s]")
 _WORD_RE = re.compile(r"\w")
 # Punctuation that separates clauses; a strict contiguous match may not cross these.
 SEPARATORS = frozenset(".,;:!?()[]{}\"“”«»|")
@@ -66,22 +67,30 @@ def is_word(token: str) -> bool:
 
 
 _stemmer = PorterStemmer()
-_stem_cache: dict[str, str] = {}
+
+
+class _StemCache(dict):
+    """token → Porter stem; a missing token is stemmed once and remembered."""
+
+    def __missing__(self, token: str) -> str:
+        s = _stemmer.stem(token, to_lowercase=False)
+        if len(self) < 2_000_000:
+            self[token] = s
+        return s
+
+
+_stem_cache = _StemCache()
+_stem_lookup = _stem_cache.__getitem__
 
 
 def stem(token: str) -> str:
-    """Porter stem of a lowercased token (cached: each distinct token is stemmed once)."""
-    s = _stem_cache.get(token)
-    if s is None:
-        s = _stemmer.stem(token.lower(), to_lowercase=False)
-        if len(_stem_cache) < 2_000_000:
-            _stem_cache[token] = s
-    return s
+    """Porter stem of a token, lowercased (cached: each distinct token is stemmed once)."""
+    return _stem_lookup(token.lower())
 
 
 def stem_words(text: str) -> list[str]:
     """Stemmed word tokens of a text (punctuation dropped)."""
-    return [stem(t.lower()) for t in tokenize(text) if is_word(t)]
+    return list(map(_stem_lookup, _word_tokens(text)))
 
 
 def stemmed_key(phrase: str) -> str:
@@ -126,20 +135,41 @@ class StemmedText:
         return classify_key(key, self)
 
 
+_WORDS_RE = re.compile(_WORD)
+_WORDS_AND_SEPARATORS_RE = re.compile(_WORD + r"|[.,;:!?()\[\]{}\"“”«»|]")
+
+
+def _word_tokens(text: str) -> list[str]:
+    """Lowercased word tokens (what tokenize() keeps after dropping punctuation)."""
+    if tokenize is _regex_tokenize:
+        return _WORDS_RE.findall(text.lower())
+    return [t.lower() for t in tokenize(text) if is_word(t)]
+
+
+def _strict_tokens(text: str) -> list[str]:
+    if tokenize is _regex_tokenize:
+        toks = _WORDS_AND_SEPARATORS_RE.findall(text.lower())
+    else:
+        toks = [t.lower() for t in tokenize(text) if is_word(t) or t in SEPARATORS]
+    return [_BOUNDARY if len(t) == 1 and t in SEPARATORS else t for t in toks]
+
+
 def prepare(title: str, text: str, *, strict: bool = False) -> StemmedText:
     """Stem a document (title + text) once for repeated PRMU lookups."""
+    if not strict:
+        stems = list(map(_stem_lookup, _word_tokens(title) + _word_tokens(text) if title and text
+                         else _word_tokens(title or text)))
+        return StemmedText(" " + " ".join(stems) + " ", frozenset(stems))
     parts: list[str] = []
     for field in (title, text):
         if not field:
             continue
-        if strict and parts:
-            parts.append(_BOUNDARY)
-        for tok in tokenize(field):
-            if is_word(tok):
-                parts.append(stem(tok.lower()))
-            elif strict and tok in SEPARATORS:
-                if parts and parts[-1] != _BOUNDARY:
-                    parts.append(_BOUNDARY)
+        parts.append(_BOUNDARY)
+        for tok in _strict_tokens(field):
+            if tok != _BOUNDARY:
+                parts.append(_stem_lookup(tok))
+            elif parts[-1] != _BOUNDARY:
+                parts.append(_BOUNDARY)
     stems = frozenset(p for p in parts if p != _BOUNDARY)
     return StemmedText(" " + " ".join(parts) + " ", stems)
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import progress
 from ..errors import ConfigError, InputError
 from .bart_data import KEYPHRASE_SEP
 
@@ -42,6 +43,16 @@ class BartMeta:
             raise InputError(f"malformed JSON: {e.msg}", source=str(path), line=e.lineno) from None
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def quiet_transformers() -> None:
+    """Hide transformers' own progress bars (weight loading, shard writing) unless esrank draws bars."""
+    from transformers.utils import logging as hf_logging
+
+    if progress.enabled():
+        hf_logging.enable_progress_bar()
+    else:
+        hf_logging.disable_progress_bar()
 
 
 def _offline() -> bool:

@@ -12,7 +12,7 @@ from ..predictions import Prediction, PredictionWriter
 from .. import progress
 from .bart_data import KEYPHRASE_SEP, Beam, format_source, merge_beams, split_ids
 from .bart_model import BartMeta, keyphrase_sep_id, load_model, load_tokenizer, max_source_tokens, \
-    source_separator
+    quiet_transformers, source_separator
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -84,6 +84,7 @@ class BartGenerator:
         config.check()
         self.config = config
         self.device = pick_device(config.device)
+        quiet_transformers()
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
         loaded = model if model is not None else load_model(config.model)
         self.model = loaded.to(self.device).eval()

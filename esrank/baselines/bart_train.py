@@ -13,7 +13,7 @@ from ..errors import ConfigError, InputError
 from .. import progress
 from .bart_data import KEYPHRASE_SEP, document_target, format_source
 from .bart_model import BartMeta, add_keyphrase_sep, load_model, load_tokenizer, max_source_tokens, \
-    source_separator
+    quiet_transformers, source_separator
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ def train_bart(train_docs: Iterable[Document], config: BartTrainConfig,
             raise ConfigError(f"--resume: no checkpoint in {out / CHECKPOINT_DIR}")
     use_cpu = _use_cpu(config.device)
     set_seed(config.seed)
+    quiet_transformers()
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model)
     add_keyphrase_sep(tokenizer, model, KEYPHRASE_SEP)
@@ -192,6 +193,10 @@ def train_bart(train_docs: Iterable[Document], config: BartTrainConfig,
         eval_dataset=_ListDataset(dev.features) if has_dev and dev is not None else None,
         processing_class=tokenizer,
     )
+    if not progress.enabled():
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict on stdout
     state = trainer.train(resume_from_checkpoint=resume_from)
     out.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(out))

@@ -36,9 +36,11 @@ def _floor_log10(a: float) -> int:
 
 
 def _row(t: StageTotals) -> dict[str, object]:
-    return {"approach": t.approach, "stage": t.stage, "runs": t.runs, "items": t.items,
+    total = t.stage == "total"  # items of different stages do not add up to documents: no per-item figure
+    return {"approach": t.approach, "stage": t.stage, "runs": t.runs, "items": None if total else t.items,
             "seconds": round(t.seconds, 6), "kwh": t.kwh, "kg_co2": t.kg_co2, "dollars": t.dollars,
-            "dollars_per_item": t.per_item(t.dollars), "estimated": t.estimated, "devices": "+".join(t.devices)}
+            "dollars_per_item": None if total else t.per_item(t.dollars), "estimated": t.estimated,
+            "devices": "+".join(t.devices)}
 
 
 def table3_rows(summary: CostSummary) -> list[dict[str, object]]:
@@ -53,7 +55,7 @@ def table3_rows(summary: CostSummary) -> list[dict[str, object]]:
 def table3_markdown(summary: CostSummary) -> str:
     """Table 3 as Markdown (totals in bold, * on energy figures that are estimates)."""
     head = ["approach", "stage", "runs", "items", "time (s)", "energy (kWh)", "CO2 (kg)", "cost ($)", "$ / item"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
     for r in table3_rows(summary):
         star = "*" if r["estimated"] else ""
         cells = [str(r["approach"]), str(r["stage"]), num(r["runs"]), num(r["items"]), num(r["seconds"]),  # type: ignore[arg-type]
@@ -134,9 +136,12 @@ def cost_plot(summary: CostSummary, path: str | Path) -> Path:
         ax.set_ylabel(label + (" (estimated)" if attr == "kwh" and summary.estimated else ""))
         ax.set_title(f"{label} per stage")
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize="small")
-    fig.tight_layout(rect=(0, 0, 0.78, 1))
+    legend: dict[str, object] = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(0.8, 0.5), fontsize="small")
     path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)

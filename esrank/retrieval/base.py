@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Sequence, runtime_checkable
+from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 from ..corpus import Document
 
@@ -24,6 +24,8 @@ class BulkResult:
     indexed: int = 0
     skipped_existing: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (document id, reason)
+    created: int = 0  # of ``indexed``, how many ids were new to the index (the rest replaced a document)
+    retried: int = 0  # bulk items or requests sent again after 429/503/connection errors
 
 
 @runtime_checkable
@@ -35,11 +37,15 @@ class Backend(Protocol):
     def create(self, *, overwrite: bool = False) -> None:
         """Create the index (settings and mappings from ``mappings/``); open it when it exists."""
 
-    def bulk_add(self, documents: Iterable[Document], *, batch_size: int = 500) -> BulkResult:
-        """Add documents (stable ids: reloading never duplicates)."""
+    def bulk_add(self, documents: Iterable[Document], *, batch_size: int = 500,
+                 on_failure: Callable[[Document, str], None] | None = None) -> BulkResult:
+        """Add documents (stable ids: reloading never duplicates); ``on_failure(doc, reason)`` sees each failure."""
 
     def count(self) -> int:
         """Number of documents in the index."""
+
+    def ids_present(self, ids: Sequence[str]) -> set[str]:
+        """Which of these document ids the index already holds (for ``--resume``)."""
 
     def neighbours(self, documents: Sequence[Document], k: int = 5,
                    exclude_ids: Sequence[set[str]] | None = None) -> list[list[Neighbour]]:

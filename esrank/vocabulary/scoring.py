@@ -173,7 +173,7 @@ def adaptive_cutoff(scores: Sequence[float], min_terms: int = 1, max_terms: int 
     for k in range(max(min_terms, 1), min(max_terms, n - 1) + 1):
         hi, lo = scores[k - 1], scores[k]
         gap = (hi - lo) / hi if hi > 0 else 0.0
-        if gap > best_gap:
+        if gap >= best_gap:  # ties: keep more
             best_k, best_gap = k, gap
     return best_k
 

@@ -1,0 +1,139 @@
+"""``esrank vocab``: index documents with a controlled vocabulary (thesaurus) and evaluate the indexing."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .common import echo_err, fields_from, input_options
+
+
+@click.group("vocab")
+def vocab() -> None:
+    """Controlled-vocabulary (thesaurus, MeSH style) indexing: descriptors, qualifiers, pairs.
+
+    \b
+    esrank vocab index --thesaurus mesh.json --data docs.jsonl --out preds.jsonl
+    esrank vocab evaluate --gold gold.jsonl --pred preds.jsonl
+    The thesaurus JSON format is described in docs/vocabulary.md.
+    """
+
+
+_thesaurus = click.option("--thesaurus", "-t", required=True, envvar="ESRANK_THESAURUS",
+                          type=click.Path(dir_okay=False),
+                          help="Thesaurus file (JSON, or SKOS Turtle .ttl).")
+_lang = click.option("--lang", envvar="ESRANK_LANG", default=None,
+                     help="Language of the documents (en, fr, de, es, ...; default: the thesaurus's).")
+
+
+@vocab.command("index")
+@_thesaurus
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Documents to index.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Predictions JSONL to write.")
+@_lang
+@click.option("--df", "df_path", envvar="ESRANK_VOCAB_DF", type=click.Path(dir_okay=False), default=None,
+              help="Document frequencies JSON (from 'esrank vocab df') for tf-idf.")
+@click.option("--collection", type=click.Path(dir_okay=False), default=None,
+              help="Compute document frequencies from this corpus first (instead of --df).")
+@click.option("--history", "history_path", envvar="ESRANK_VOCAB_HISTORY", type=click.Path(dir_okay=False),
+              default=None, help="Pair history: a JSON file from 'esrank vocab history', or gold records (JSONL).")
+@click.option("--fields", "field_spec", envvar="ESRANK_VOCAB_FIELDS", default="title=2,text=1", show_default=True,
+              help="Fields to match and their weights; other names are meta fields (e.g. headings=1.5).")
+@click.option("--min-terms", default=1, show_default=True, help="Keep at least this many descriptors.")
+@click.option("--max-terms", default=10, show_default=True, help="Keep at most this many descriptors.")
+@click.option("--major-ratio", default=0.5, show_default=True,
+              help="A kept heading is major when its score reaches this fraction of the top score.")
+@input_options
+def index_cmd(thesaurus: str, data: str, out: str, lang: str | None, df_path: str | None, collection: str | None,
+              history_path: str | None, field_spec: str, min_terms: int, max_terms: int, major_ratio: float,
+              **kw: Any) -> None:
+    """Index documents with a thesaurus: ranked descriptors and descriptor/qualifier pairs with evidence."""
+    from ..vocabulary.indexer import IndexConfig, build_indexer, index_file
+
+    fmt, on_error, rejects = kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects")
+    fields = fields_from(kw)
+    config = IndexConfig(IndexConfig.parse_weights(field_spec), min_terms=min_terms, max_terms=max_terms,
+                         major_ratio=major_ratio)
+    indexer = build_indexer(thesaurus, language=lang, config=config, df_path=df_path, collection=collection,
+                            history_path=history_path, fields=fields)
+    run = index_file(data, out, indexer, fields=fields, fmt=fmt, on_error=on_error, rejects=rejects)
+    echo_err(f"vocab index: {run.stats.summary()}; wrote {run.written} documents to {out}, "
+             f"{run.headings} headings kept, {run.without_terms} documents without any term, "
+             f"{run.rejected_pairs} pairs rejected as not allowed")
+
+
+@vocab.command("df")
+@_thesaurus
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="The collection (corpus file).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Document frequencies JSON to write.")
+@_lang
+@input_options
+def df_cmd(thesaurus: str, data: str, out: str, lang: str | None, **kw: Any) -> None:
+    """Count, for each descriptor, the documents of a collection that mention it (for tf-idf)."""
+    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..vocabulary.automaton import Matcher
+    from ..vocabulary.collection import DocumentFrequencies
+    from ..vocabulary.thesaurus import load_thesaurus
+
+    fmt, on_error, rejects = kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects")
+    fields = fields_from(kw)
+    stats = ReadStats()
+    with RejectSink(rejects) as sink:
+        docs = read_documents(data, fields=fields, fmt=fmt, on_error=on_error, rejects=sink, stats=stats)
+        freqs = DocumentFrequencies.from_documents(docs, Matcher(load_thesaurus(thesaurus), lang))
+    freqs.save(out)
+    echo_err(f"vocab df: {stats.summary()}; {len(freqs.counts)} descriptors seen in {freqs.n_docs} documents")
+
+
+@vocab.command("history")
+@click.option("--gold", required=True, type=click.Path(dir_okay=False),
+              help="Indexed records (JSONL with descriptors/pairs or keyphrases \"D/Q\").")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pair history JSON to write.")
+def history_cmd(gold: str, out: str) -> None:
+    """Learn descriptor/qualifier pair frequencies from already indexed records."""
+    from ..vocabulary.collection import PairHistory
+
+    h = PairHistory.from_gold(gold)
+    h.save(out)
+    echo_err(f"vocab history: {len(h.pairs)} distinct pairs over {len(h.descriptors)} descriptors")
+
+
+@vocab.command("from-keyphrases")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Corpus with keyphrases.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Thesaurus JSON to write.")
+@click.option("--lang", default="en", show_default=True, help="Language recorded in the thesaurus.")
+@click.option("--min-count", default=1, show_default=True, help="Keep keyphrases given at least this often.")
+@input_options
+def from_keyphrases_cmd(data: str, out: str, lang: str, min_count: int, **kw: Any) -> None:
+    """Build a flat vocabulary from a corpus's keyphrases (one descriptor per stemmed form)."""
+    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..vocabulary.thesaurus import thesaurus_from_keyphrases
+
+    fmt, on_error, rejects = kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects")
+    fields = fields_from(kw)
+    stats = ReadStats()
+    with RejectSink(rejects) as sink:
+        docs = read_documents(data, fields=fields, fmt=fmt, on_error=on_error, rejects=sink, stats=stats)
+        th = thesaurus_from_keyphrases((d.keyphrases for d in docs), language=lang, min_count=min_count)
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump(th.to_json(), fh, ensure_ascii=False, indent=1)
+    echo_err(f"vocab from-keyphrases: {stats.summary()}; {len(th.descriptors)} descriptors written to {out}")
+
+
+@vocab.command("evaluate")
+@click.option("--gold", required=True, type=click.Path(dir_okay=False),
+              help="Gold JSONL: {id, descriptors, pairs} or {id, keyphrases: [\"D\", \"D/Q\"]}.")
+@click.option("--pred", required=True, type=click.Path(dir_okay=False), help="Output of 'esrank vocab index'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def evaluate_cmd(gold: str, pred: str, as_json: bool) -> None:
+    """Precision@2, precision@4 and P/R/F1 at the cut-off, for headings (pairs) and for descriptors alone."""
+    from dataclasses import asdict
+
+    from ..vocabulary.evaluate import evaluate_indexing
+
+    result = evaluate_indexing(gold, pred)
+    click.echo(json.dumps(asdict(result), indent=1) if as_json else result.table())
+
+
+COMMANDS = [vocab]

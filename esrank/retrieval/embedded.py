@@ -1,0 +1,282 @@
+"""The embedded backend: a bm25s index on disk, no server needed.
+
+Layout of an index directory::
+
+    documents.jsonl   append-only log of the loaded documents (id, title, text, keyphrases); last version wins
+    index/            the bm25s matrices and the tokenizer vocabulary
+    manifest.json     parameters, the number of log lines the index was built from, the document count
+
+Adding documents appends them to the log (flushed and fsync'ed per batch, so an interrupted load loses
+nothing it reported as indexed) and then rebuilds the BM25 matrices from the whole log: bm25s has no
+incremental update, and a rebuild of 100k documents takes seconds. When the log holds lines the index
+was not built from (a load was interrupted), the index is rebuilt when it is opened.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from ..corpus import Document
+from ..errors import BackendError, ConfigError
+from .base import BulkResult, Neighbour
+from .mappings import EMBEDDED, load_mapping
+from .query import DEFAULT_MAX_TERMS, query_text
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "documents.jsonl"
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def default_index_path(index: str) -> Path:
+    """Where an embedded index lives when no ``--path`` is given: the user's data directory."""
+    base = os.environ.get("ESRANK_DATA_DIR") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "esrank")
+    return Path(base) / "indexes" / index
+
+
+class EmbeddedBackend:
+    """A bm25s index persisted to a directory (see the module docstring)."""
+
+    name = "embedded"
+
+    def __init__(self, index: str, path: str | Path | None = None, *, max_query_terms: int = DEFAULT_MAX_TERMS,
+                 n_threads: int = 0) -> None:
+        if not index or "/" in index or index.startswith("."):
+            raise ConfigError(f"invalid index name {index!r}")
+        self.index = index
+        self.path = Path(path) if path is not None else default_index_path(index)
+        self.max_query_terms = max_query_terms
+        self.n_threads = n_threads
+        conf = load_mapping(EMBEDDED)
+        self.k1 = float(conf["bm25"]["k1"])
+        self.b = float(conf["bm25"]["b"])
+        self.method = str(conf["bm25"].get("method", "lucene"))
+        self.stemmer_language = conf["analysis"]["stemmer"]
+        self.stopwords = conf["analysis"]["stopwords"]
+        self._rows: list[tuple[str, tuple[str, ...]]] = []  # index row → (id, keyphrases)
+        self._ids: dict[str, int] = {}
+        self._log_lines = 0
+        self._retriever = None
+        self._tokenizer = None
+        self._opened = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def create(self, *, overwrite: bool = False) -> None:
+        """Create the index directory (or open the existing index; ``overwrite`` empties it)."""
+        if overwrite and self.path.exists():
+            if not (self.path / MANIFEST).exists() and any(self.path.iterdir()):
+                raise ConfigError(f"{self.path} exists and is not an esrank index; refusing to delete it")
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not (self.path / MANIFEST).exists():
+            (self.path / LOG_NAME).touch()
+            self._rebuild()
+        else:
+            self.open()
+
+    def open(self) -> None:
+        """Open an existing index (rebuilding it when an interrupted load left unindexed documents)."""
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.exists():
+            raise BackendError(f"no embedded index '{self.index}' at {self.path} (run esrank load first)")
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("format") != FORMAT_VERSION:
+            raise BackendError(f"{self.path}: index format {manifest.get('format')} is not supported; reload it")
+        self._scan_log()
+        if manifest.get("log_lines") != self._log_lines:
+            log.warning("index %s: rebuilding from its document log (an earlier load was interrupted)", self.index)
+            self._rebuild()
+            return
+        self._load_matrices()
+
+    def close(self) -> None:
+        """Nothing to release: every write is flushed when it happens."""
+        self._retriever = None
+        self._tokenizer = None
+        self._opened = False
+
+    # -- reading ---------------------------------------------------------------------------------
+    def count(self) -> int:
+        """Number of distinct documents in the index."""
+        if not self._opened:
+            self.open()
+        return len(self._rows)
+
+    def ids_present(self, ids: Sequence[str]) -> set[str]:
+        """Which of these ids the index (or its log) already holds."""
+        if not self._opened:
+            self.open()
+        return {i for i in ids if i in self._ids}
+
+    def neighbours(self, documents: Sequence[Document], k: int = 5,
+                   exclude_ids: Sequence[set[str]] | None = None) -> list[list[Neighbour]]:
+        """The k best BM25 matches of each document, without the ids in ``exclude_ids[i]``."""
+        if not self._opened:
+            self.open()
+        if exclude_ids is not None and len(exclude_ids) != len(documents):
+            raise ValueError("exclude_ids must have one set per document")
+        out: list[list[Neighbour]] = [[] for _ in documents]
+        if not self._rows or k <= 0:
+            return out
+        texts = [query_text(d, self.max_query_terms) for d in documents]
+        tokens = self._tokenizer.tokenize(texts, update_vocab=False, return_as="ids", show_progress=False)
+        todo = [i for i, t in enumerate(tokens) if t]
+        if not todo:
+            return out
+        extra = max((len(exclude_ids[i]) for i in todo), default=0) if exclude_ids else 0
+        kk = min(k + extra, len(self._rows))
+        docs_idx, scores = self._retriever.retrieve([tokens[i] for i in todo], k=kk, show_progress=False,
+                                                    n_threads=self.n_threads)
+        for row, i in enumerate(todo):
+            excl = exclude_ids[i] if exclude_ids else set()
+            rank = 0
+            for j, score in zip(docs_idx[row], scores[row]):
+                if score <= 0.0:
+                    break
+                doc_id, kps = self._rows[int(j)]
+                if doc_id in excl:
+                    continue
+                rank += 1
+                out[i].append(Neighbour(doc_id, rank, float(score), kps))
+                if rank == k:
+                    break
+        return out
+
+    # -- writing ---------------------------------------------------------------------------------
+    def bulk_add(self, documents: Iterable[Document], *, batch_size: int = 500,
+                 on_failure: Callable[[Document, str], None] | None = None) -> BulkResult:
+        """Append documents to the log (fsync per batch), then rebuild the BM25 matrices once."""
+        if not (self.path / MANIFEST).exists():
+            self.create()
+        result = BulkResult()
+        batch: list[Document] = []
+        with open(self.path / LOG_NAME, "a", encoding="utf-8") as fh:
+            for doc in documents:
+                batch.append(doc)
+                if len(batch) >= batch_size:
+                    self._append(fh, batch, result)
+                    batch = []
+            if batch:
+                self._append(fh, batch, result)
+        if result.indexed:
+            self._rebuild()
+        return result
+
+    def _append(self, fh, batch: list[Document], result: BulkResult) -> None:  # type: ignore[no-untyped-def]
+        lines = []
+        for d in batch:
+            lines.append(json.dumps({"id": d.id, "title": d.title, "text": d.text, "keyphrases": list(d.keyphrases)},
+                                    ensure_ascii=False) + "\n")
+        fh.write("".join(lines))
+        fh.flush()
+        os.fsync(fh.fileno())
+        for d in batch:
+            if d.id not in self._ids:
+                self._ids[d.id] = -1  # known; row assigned at the next rebuild
+                result.created += 1
+            result.indexed += 1
+        self._log_lines += len(batch)
+
+    def _read_log(self) -> Iterator[dict]:  # type: ignore[type-arg]
+        """Records of the log; a torn last line (crash during a write) is cut off."""
+        path = self.path / LOG_NAME
+        good_bytes = 0
+        with open(path, "rb") as fh:
+            for raw in fh:
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    if raw.endswith(b"\n"):
+                        raise BackendError(f"corrupt document log line after byte {good_bytes}",
+                                           source=str(path)) from None
+                    log.warning("%s: dropping a partly written last line", path)
+                    break
+                good_bytes += len(raw)
+                yield rec
+        if good_bytes != path.stat().st_size:
+            with open(path, "r+b") as fh:
+                fh.truncate(good_bytes)
+
+    def _scan_log(self) -> None:
+        latest: dict[str, tuple[str, ...]] = {}
+        n = 0
+        for rec in self._read_log():
+            n += 1
+            latest.pop(rec["id"], None)  # a re-added id moves to its last position, like the rebuild
+            latest[rec["id"]] = tuple(rec.get("keyphrases") or ())
+        self._log_lines = n
+        self._rows = list(latest.items())
+        self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
+
+    def _make_tokenizer(self):  # type: ignore[no-untyped-def]
+        import Stemmer
+        from bm25s.tokenization import Tokenizer
+
+        return Tokenizer(lower=True, stopwords=self.stopwords,
+                         stemmer=Stemmer.Stemmer(self.stemmer_language).stemWord)
+
+    def _rebuild(self) -> None:
+        """Rebuild the BM25 matrices from the log (compacting it when ids were replaced)."""
+        import bm25s
+
+        latest: dict[str, dict] = {}  # type: ignore[type-arg]
+        n = 0
+        for rec in self._read_log():
+            n += 1
+            latest.pop(rec["id"], None)
+            latest[rec["id"]] = rec
+        if n != len(latest):  # compact: keep the last version of each id, in final order
+            tmp = self.path / (LOG_NAME + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for rec in latest.values():
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path / LOG_NAME)
+            n = len(latest)
+        self._rows = [(i, tuple(r.get("keyphrases") or ())) for i, r in latest.items()]
+        self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
+        self._log_lines = n
+        tokenizer = self._make_tokenizer()
+        texts = [f"{r.get('title', '')} {r.get('text', '')}" for r in latest.values()]
+        del latest
+        retriever = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
+        if texts:
+            ids = tokenizer.tokenize(texts, update_vocab=True, return_as="tuple", show_progress=False)
+            retriever.index(ids, show_progress=False)
+        index_dir = self.path / "index"
+        tmp_dir = self.path / "index.tmp"
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        tmp_dir.mkdir()
+        if texts:
+            retriever.save(tmp_dir, show_progress=False)
+        tokenizer.save_vocab(tmp_dir)
+        shutil.rmtree(index_dir, ignore_errors=True)
+        os.replace(tmp_dir, index_dir)
+        manifest = {"format": FORMAT_VERSION, "index": self.index, "documents": len(self._rows),
+                    "log_lines": n, "k1": self.k1, "b": self.b, "method": self.method,
+                    "stemmer": self.stemmer_language, "stopwords": self.stopwords}
+        tmp = self.path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, self.path / MANIFEST)
+        self._retriever = retriever if texts else None
+        self._tokenizer = tokenizer
+        self._opened = True
+
+    def _load_matrices(self) -> None:
+        import bm25s
+
+        index_dir = self.path / "index"
+        self._tokenizer = self._make_tokenizer()
+        self._tokenizer.load_vocab(index_dir)
+        if self._rows:
+            self._retriever = bm25s.BM25.load(index_dir, show_progress=False, verbosity=0)
+        else:
+            self._retriever = None
+        self._opened = True

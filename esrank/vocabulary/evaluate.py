@@ -1,0 +1,211 @@
+"""Evaluation of thesaurus indexing: precision@2, precision@4 and P/R/F1 at the cut-off.
+
+Figures are given twice: for headings (a descriptor alone, or a descriptor/qualifier pair correct only
+when both parts match) and for descriptors alone (pairs reduced to their descriptor, duplicates dropped).
+Gold and predicted concepts are compared by id or by label (case and accents ignored).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import InputError
+from ..text import fold_accents, normalise_phrase
+
+
+def concept_key(value: str) -> str:
+    """The comparison form of an id or label: accent-folded, casefolded, spaces collapsed."""
+    return fold_accents(normalise_phrase(value)).casefold()
+
+
+@dataclass
+class GoldRecord:
+    """The reference indexing of one document: descriptors and descriptor/qualifier pairs (ids or labels)."""
+
+    id: str
+    descriptors: list[str] = field(default_factory=list)
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Heading:
+    """One predicted heading: descriptor (id and label) and optional qualifier (id and label)."""
+
+    descriptor: set[str]  # comparison keys (id and label)
+    qualifier: set[str] | None = None
+
+
+def _split_heading(text: str) -> tuple[str, str | None]:
+    if "/" in text:
+        d, q = text.rsplit("/", 1)
+        if d.strip() and q.strip():
+            return d.strip(), q.strip()
+    return text.strip(), None
+
+
+def read_gold(path: str | Path) -> Iterator[GoldRecord]:
+    """Stream gold records: {"id", "descriptors": [...], "pairs": [[D, Q], ...]} or {"id", "keyphrases": ["D", "D/Q"]}."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", source=str(path))
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"malformed JSON: {e.msg}", source=str(path), line=lineno) from None
+            if not isinstance(rec, dict) or "id" not in rec:
+                raise InputError("a gold record needs an 'id'", source=str(path), line=lineno)
+            descs, pairs = rec.get("descriptors", []), rec.get("pairs", [])
+            kps = rec.get("keyphrases", rec.get("keywords", []))
+            ok = (isinstance(descs, list) and all(isinstance(d, str) for d in descs)
+                  and isinstance(pairs, list) and isinstance(kps, list) and all(isinstance(k, str) for k in kps)
+                  and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs))
+            if not ok:
+                raise InputError("'descriptors' and 'keyphrases' must be lists of strings and 'pairs' a list of "
+                                 "[descriptor, qualifier] lists", source=str(path), line=lineno)
+            g = GoldRecord(str(rec["id"]), list(descs), [(p[0], p[1]) for p in pairs])
+            for k in kps:
+                d, q = _split_heading(k)
+                if q is None:
+                    g.descriptors.append(d)
+                else:
+                    g.pairs.append((d, q))
+            yield g
+
+
+def _keys(*values: Any) -> set[str]:
+    return {concept_key(v) for v in values if isinstance(v, str) and v.strip()}
+
+
+def _raw_headings(path: Path) -> Iterator[list[Heading]]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            out: list[Heading] = []
+            for item in rec.get("keyphrases", rec.get("keywords", [])):
+                if isinstance(item, str):
+                    d, q = _split_heading(item)
+                    out.append(Heading(_keys(d), _keys(q) if q else None))
+                    continue
+                d, q = _split_heading(item["phrase"])
+                if item.get("descriptor_id") and not item.get("qualifier_id"):
+                    d, q = item["phrase"], None  # a descriptor label that holds a '/'
+                dk = _keys(d, item.get("descriptor_id"))
+                has_q = q is not None or item.get("qualifier_id")
+                qk = _keys(q, item.get("qualifier_id")) if has_q else None
+                out.append(Heading(dk, qk))
+            yield out
+
+
+def read_vocab_predictions(path: str | Path) -> Iterator[tuple[str, list[Heading], int | None]]:
+    """Stream (id, headings best first, cut-off or None) from an indexer output or any predictions file."""
+    from ..predictions import read_predictions
+
+    path = Path(path)
+    # read_predictions validates each line; the raw pass adds the descriptor/qualifier ids it does not keep
+    for pred, heads in zip(read_predictions(path), _raw_headings(path)):
+        cutoff = pred.meta.get("cutoff")
+        yield pred.id, heads, cutoff if isinstance(cutoff, int) else None
+
+
+def _matches(h: Heading, d: str, q: str | None) -> bool:
+    if concept_key(d) not in h.descriptor:
+        return False
+    if q is None:
+        return h.qualifier is None
+    return h.qualifier is not None and concept_key(q) in h.qualifier
+
+
+@dataclass
+class Scores:
+    """Precision@2, precision@4 and P/R/F1 at the cut-off, macro-averaged over documents."""
+
+    p_at_2: float = 0.0
+    p_at_4: float = 0.0
+    precision: float = 0.0
+    recall: float = 0.0
+    f1: float = 0.0
+
+
+@dataclass
+class VocabEvaluation:
+    """Scores for headings (pairs) and for descriptors alone, with the document counts."""
+
+    headings: Scores
+    descriptors: Scores
+    n_docs: int
+    missing_predictions: int
+
+    def table(self) -> str:
+        """A small text table."""
+        rows = ["level        P@2     P@4     P       R       F1"]
+        for name, s in (("headings", self.headings), ("descriptors", self.descriptors)):
+            rows.append(f"{name:<12} {s.p_at_2:.4f}  {s.p_at_4:.4f}  {s.precision:.4f}  {s.recall:.4f}  {s.f1:.4f}")
+        rows.append(f"documents: {self.n_docs} (without prediction: {self.missing_predictions})")
+        return "\n".join(rows)
+
+
+def _hits(pred: list[Heading], gold: list[tuple[str, str | None]]) -> list[bool]:
+    left = list(gold)
+    out = []
+    for h in pred:
+        hit = next((g for g in left if _matches(h, *g)), None)
+        if hit is not None:
+            left.remove(hit)
+        out.append(hit is not None)
+    return out
+
+
+def _doc_scores(pred: list[Heading], gold: list[tuple[str, str | None]], cutoff: int) -> tuple[float, ...]:
+    hits = _hits(pred, gold)
+    p2 = sum(hits[:2]) / 2
+    p4 = sum(hits[:4]) / 4
+    kept = sum(hits[:cutoff])
+    p = kept / cutoff if cutoff else 0.0
+    r = kept / len(gold) if gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p2, p4, p, r, f
+
+
+def _reduce(pred: list[Heading]) -> tuple[list[Heading], dict[int, int]]:
+    out: list[Heading] = []
+    index: dict[int, int] = {}  # position in pred -> position in reduced list
+    for i, h in enumerate(pred):
+        if not any(h.descriptor & o.descriptor for o in out):
+            out.append(Heading(h.descriptor))
+        index[i] = len(out)
+    return out, index
+
+
+def evaluate_indexing(gold_path: str | Path, pred_path: str | Path) -> VocabEvaluation:
+    """Score an indexer output against gold records (documents without prediction score zero)."""
+    pred_path = Path(pred_path)
+    preds: dict[str, tuple[list[Heading], int | None]] = {}
+    for pid, heads, cutoff in read_vocab_predictions(pred_path):
+        preds[pid] = (heads, cutoff)
+    sums_h, sums_d = [0.0] * 5, [0.0] * 5
+    n = missing = 0
+    for g in read_gold(gold_path):
+        n += 1
+        heads, cutoff = preds.get(g.id, ([], 0))
+        if g.id not in preds:
+            missing += 1
+        cut = len(heads) if cutoff is None else min(cutoff, len(heads))
+        gold_h: list[tuple[str, str | None]] = [(d, None) for d in g.descriptors] + list(g.pairs)
+        gold_d_keys = dict.fromkeys(concept_key(d) for d in [*g.descriptors, *(p[0] for p in g.pairs)])
+        gold_d: list[tuple[str, str | None]] = [(d, None) for d in gold_d_keys]
+        reduced, index = _reduce(heads)
+        for acc, vals in ((sums_h, _doc_scores(heads, gold_h, cut)),
+                          (sums_d, _doc_scores(reduced, gold_d, index.get(cut - 1, 0) if cut else 0))):
+            for i, v in enumerate(vals):
+                acc[i] += v
+    if n == 0:
+        raise InputError("no gold records", source=str(gold_path))
+    return VocabEvaluation(Scores(*(v / n for v in sums_h)), Scores(*(v / n for v in sums_d)), n, missing)

@@ -1,0 +1,209 @@
+"""The thesaurus indexer: match → count → share hierarchy → check tags → tf·idf → pairs → cut-off.
+
+Output is a ``Prediction`` per document whose keyphrases are headings ("descriptor" or
+"descriptor/qualifier" labels), best first, with ids, the major flag and the matched spans as
+evidence; ``cutoff`` (line level) says how many headings the adaptive cut-off kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from ..corpus import Document, Fields, ReadStats, RejectSink, read_documents
+from ..errors import ConfigError
+from ..predictions import Prediction, PredictionWriter, ScoredPhrase
+from ..progress import track
+from .automaton import Match, Matcher
+from .collection import DocumentFrequencies, PairHistory
+from .scoring import (adaptive_cutoff, apply_check_tags, form_pairs, is_major, occurrences, score_pairs,
+                      share_hierarchy, tfidf, weighted_counts)
+
+
+@dataclass
+class IndexConfig:
+    """Settings of the indexer (field weights, BM25 constants, cut-off bounds, major ratio)."""
+
+    field_weights: dict[str, float] = field(default_factory=lambda: {"title": 2.0, "text": 1.0})
+    k1: float = 1.2
+    b: float = 0.75
+    min_terms: int = 1
+    max_terms: int = 10
+    major_ratio: float = 0.5
+    history_weight: float = 1.0
+    max_output: int = 50  # headings written per document, kept ones first
+
+    def __post_init__(self) -> None:
+        if not self.field_weights:
+            raise ConfigError("at least one field to index is needed")
+        if any(w < 0 for w in self.field_weights.values()):
+            raise ConfigError("field weights must not be negative")
+        if not 1 <= self.min_terms <= self.max_terms:
+            raise ConfigError(f"need 1 <= min terms ({self.min_terms}) <= max terms ({self.max_terms})")
+        if not 0.0 < self.major_ratio <= 1.0:
+            raise ConfigError(f"the major ratio must be in (0, 1], not {self.major_ratio}")
+
+    @staticmethod
+    def parse_weights(spec: str) -> dict[str, float]:
+        """Field weights from "title=2,text=1,headings=1.5"."""
+        out: dict[str, float] = {}
+        for part in spec.split(","):
+            name, sep, value = part.partition("=")
+            try:
+                out[name.strip()] = float(value) if sep else 1.0
+            except ValueError:
+                raise ConfigError(f"bad field weight {part!r}; use NAME=NUMBER, e.g. title=2,text=1") from None
+            if not name.strip():
+                raise ConfigError(f"bad field weight {part!r}: no field name")
+        return out
+
+
+@dataclass
+class IndexTerm(ScoredPhrase):
+    """An indexing term: a descriptor, or a descriptor/qualifier pair, with its evidence."""
+
+    descriptor_id: str = ""
+    qualifier_id: str | None = None
+    major: bool = False
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form: the prediction fields plus ids, major flag and evidence spans."""
+        d = super().to_json()
+        d["descriptor_id"] = self.descriptor_id
+        if self.qualifier_id is not None:
+            d["qualifier_id"] = self.qualifier_id
+        d["major"] = self.major
+        d["evidence"] = self.evidence
+        return d
+
+
+def _span(m: Match, via: str | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {"field": m.field, "sentence": m.sentence, "start": m.char_start, "end": m.char_end,
+                         "text": m.text}
+    if m.kind == "Q":
+        d["qualifier"] = m.concept
+    if via:
+        d["via"] = via
+    return d
+
+
+class Indexer:
+    """Indexes documents with a thesaurus; document frequencies and pair history are optional."""
+
+    def __init__(self, matcher: Matcher, config: IndexConfig | None = None,
+                 frequencies: DocumentFrequencies | None = None, history: PairHistory | None = None) -> None:
+        self.matcher = matcher
+        self.config = config or IndexConfig()
+        self.frequencies = frequencies
+        self.history = history
+
+    def index(self, document: Document) -> Prediction:
+        """The ranked headings of one document."""
+        cfg, th = self.config, self.matcher.thesaurus
+        fts = self.matcher.fields(document, list(cfg.field_weights))
+        matches: list[Match] = []
+        rule_pairs = []
+        for ft in fts:
+            got = self.matcher.match_field(ft)
+            matches += got
+            rule_pairs += self.matcher.rule_pairs(ft, got)
+        doc_len = sum(len(ft.tokens) for ft in fts)
+        counts = weighted_counts(matches, cfg.field_weights)
+        if not counts:
+            return Prediction(document.id, [], {"cutoff": 0})
+        shared = share_hierarchy(counts, th)
+        checked = apply_check_tags(shared.counts, occurrences(matches), th)
+        fr = self.frequencies
+        scores = tfidf(checked, doc_len, n_docs=fr.n_docs if fr else 0, df=fr.counts if fr else None,
+                       avg_len=fr.avg_len if fr else 0.0, k1=cfg.k1, b=cfg.b)
+        hist = self.history
+        pairs = form_pairs(matches, scores, th, cfg.field_weights, shared_to=shared.shared_to,
+                           rule_pairs=rule_pairs, history=hist.pairs if hist else None)
+        probs = {p: hist.probability(*p) for p in pairs.pairs} if hist else None
+        pair_scores = score_pairs(pairs.pairs, scores, probs, cfg.history_weight)
+
+        ranked = sorted(scores, key=lambda d: (-scores[d], d))
+        keep = adaptive_cutoff([scores[d] for d in ranked], cfg.min_terms, cfg.max_terms)
+        kept = set(ranked[:keep])
+        top = scores[ranked[0]]
+        evidence: dict[str, list[dict[str, Any]]] = {}
+        for m in matches:
+            if m.kind == "D":
+                for target in ([m.concept] if m.concept in scores else shared.shared_to.get(m.concept, [])):
+                    evidence.setdefault(target, []).append(_span(m, None if target == m.concept else m.concept))
+        items: list[tuple[bool, IndexTerm]] = []
+        for d in ranked:
+            label = th.descriptors[d].label
+            items.append((d in kept, IndexTerm(label, scores[d], None, d, None, d in kept and is_major(scores[d], top,
+                                             cfg.major_ratio), evidence.get(d, []))))
+        for (d, q), s in pair_scores.items():
+            ev = pairs.pairs[(d, q)]
+            spans = [_span(m, next(iter(sorted(ev.via)))) for m in ev.matches]
+            phrase = f"{th.descriptors[d].label}/{th.qualifiers[q].label}"
+            items.append((d in kept, IndexTerm(phrase, s, None, d, q, d in kept and is_major(s, top, cfg.major_ratio),
+                                             spans)))
+        # kept headings first, then by score; on a tie, check tags after the other descriptors
+        items.sort(key=lambda it: (not it[0], -(it[1].score or 0.0), th.descriptors[it[1].descriptor_id].check_tag,
+                                   it[1].phrase))
+        n_kept = sum(1 for k, _ in items if k)
+        heads = [h for _, h in items[:max(cfg.max_output, n_kept)]]
+        meta = {"cutoff": n_kept, "rejected_pairs": pairs.rejected}
+        return Prediction(document.id, list(heads), meta)
+
+    def index_all(self, documents: Iterable[Document]) -> Iterator[Prediction]:
+        """Index documents one by one (with a progress bar)."""
+        for doc in track(documents, desc="indexing"):
+            yield self.index(doc)
+
+
+@dataclass
+class IndexRun:
+    """Summary of ``index_file``: documents read/written and headings assigned."""
+
+    stats: ReadStats
+    written: int = 0
+    headings: int = 0
+    without_terms: int = 0
+    rejected_pairs: int = 0
+
+
+def index_file(data: str | Path, out: str | Path, indexer: Indexer, *, fields: Fields | None = None,
+               fmt: str | None = None, on_error: str = "fail", rejects: str | Path | None = None) -> IndexRun:
+    """Index every document of a corpus file and write the predictions JSONL."""
+    stats = ReadStats()
+    run = IndexRun(stats)
+    with RejectSink(rejects) as sink, PredictionWriter(out) as writer:
+        docs = read_documents(data, fields=fields, fmt=fmt, on_error=on_error,  # type: ignore[arg-type]
+                              rejects=sink, stats=stats)
+        for pred in indexer.index_all(docs):
+            writer.write(pred)
+            run.written += 1
+            run.headings += pred.meta["cutoff"]
+            run.without_terms += 0 if pred.keyphrases else 1
+            run.rejected_pairs += pred.meta.get("rejected_pairs", 0)
+    return run
+
+
+def build_indexer(thesaurus: str | Path, *, language: str | None = None, config: IndexConfig | None = None,
+                  df_path: str | Path | None = None, collection: str | Path | None = None,
+                  history_path: str | Path | None = None, fields: Fields | None = None,
+                  field_names: Sequence[str] | None = None) -> Indexer:
+    """An indexer from files: thesaurus, and optionally document frequencies (file or corpus) and pair history."""
+    from .thesaurus import load_thesaurus
+
+    matcher = Matcher(load_thesaurus(thesaurus), language)
+    config = config or IndexConfig()
+    freqs = None
+    if df_path is not None and collection is not None:
+        raise ConfigError("give document frequencies either as a file or as a collection, not both")
+    if df_path is not None:
+        freqs = DocumentFrequencies.load(df_path)
+    elif collection is not None:
+        docs = read_documents(collection, fields=fields)
+        freqs = DocumentFrequencies.from_documents(docs, matcher, field_names or list(config.field_weights))
+    history = None
+    if history_path is not None:
+        p = Path(history_path)
+        history = PairHistory.load(p) if p.suffix.lower() == ".json" else PairHistory.from_gold(p)
+    return Indexer(matcher, config, freqs, history)
