@@ -56,9 +56,9 @@ def _register() -> None:
     for cmd in evaluate.COMMANDS:
         main.add_command(cmd)
     from esrank.commands.vocab import vocab; main.add_command(vocab)  # noqa: E702
-    from esrank.commands.report import report_cmd
-    main.add_command(report_cmd)
+    from esrank.commands.report import report_cmd; main.add_command(report_cmd)  # noqa: E702
     from esrank.commands.bart import bart_group; main.add_command(bart_group)  # noqa: E702
+    from esrank.commands import retrieval; [main.add_command(c) for c in retrieval.COMMANDS]  # noqa: E702
 
 
 _register()

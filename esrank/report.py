@@ -197,8 +197,12 @@ def write_report(out_dir: str | Path, *, records: Sequence[StageRecord] = (),
         if t2.significance:
             md += [f"Ratios to {t2.baseline} (all documents):", "", _ratio_markdown(t2), "",
                    significance_grid(t2.significance, markdown=True), ""]
+        for sc in t2.result.systems.values():
+            if sc.missing or sc.unknown:
+                md += [f"- {sc.name}: {sc.missing} gold documents without prediction (scored as empty), "
+                       f"{sc.unknown} predicted ids not in the gold file (ignored)"]
         files.plots.append(prmu_plot(t2.result, out / "prmu.png"))
-        md += ["![PRMU scores per system](prmu.png)", ""]
+        md += ["", "![PRMU scores per system](prmu.png)", ""]
 
     if records:
         summary = summarise(records)
@@ -211,7 +215,7 @@ def write_report(out_dir: str | Path, *, records: Sequence[StageRecord] = (),
                *[f"- {n}" for n in files.notes], "", "**Per document:**", "",
                *[f"- {line}" for line in per_document_lines(ex)], "",
                f"**Extrapolation to {documents:,} documents** (one-off stages counted once, the others scaled "
-               "by their measured cost per item):", "", extrapolation_markdown(ex), ""]
+               "by their measured cost per document):", "", extrapolation_markdown(ex), ""]
         skipped = sorted({s for e in ex for s in e.skipped_stages})
         if skipped:
             md += [f"Stages left out of the extrapolation (no item count recorded): {', '.join(skipped)}.", ""]

@@ -69,7 +69,8 @@ def test_cost_tables_rows_and_plot(tmp_path: Path) -> None:
     assert float(total["seconds"]) == pytest.approx(108.0)
     assert float(total["dollars"]) == pytest.approx(0.0867)
     assert float(total["kwh"]) == pytest.approx(0.003)
-    assert rows[1]["dollars_per_item"] and float(rows[1]["dollars_per_item"]) == pytest.approx(0.00289)
+    assert float(rows[1]["dollars_per_item"]) == pytest.approx(0.00289)
+    assert float(rows[1]["dollars_per_doc"]) == pytest.approx(0.00289)  # the items are documents
     assert total["items"] == ""  # items of different stages are not summed into a document count
     js = json.loads((out / "table3_cost.json").read_text())
     assert js[5]["stage"] == "total" and js[5]["dollars"] == pytest.approx(3.179)
@@ -87,6 +88,17 @@ def test_cost_tables_rows_and_plot(tmp_path: Path) -> None:
     assert "*estimates*" in md  # the records say the energy is estimated; the report says so
     assert out / "cost_stages.png" in files.plots
     _check_png(out / "cost_stages.png")
+
+
+def test_items_in_their_unit_and_cost_per_document(tmp_path: Path) -> None:
+    rec = _rec("searchkeys", "candidate_encoding", 400, 36.0, 0.0289, None, None, estimated=False)
+    rec.unit, rec.documents = "phrases", 20
+    files = write_report(tmp_path, records=[rec], documents=10)
+    row = _csv(tmp_path / "table3_cost.csv")[0]
+    assert (row["items"], row["unit"], row["documents"]) == ("400", "phrases", "20")
+    assert float(row["dollars_per_item"]) == pytest.approx(0.0289 / 400)
+    assert float(row["dollars_per_doc"]) == pytest.approx(0.0289 / 20)
+    assert "| searchkeys | candidate_encoding | 1 | 400 phrases | 36.0 |" in files.markdown.read_text()
 
 
 def test_no_carbon_records_say_time_and_dollars_only(tmp_path: Path) -> None:
@@ -115,8 +127,16 @@ def test_prmu_table_markers_and_ratios(tmp_path: Path) -> None:
     assert t1[0]["corpus"] == "tiny" and t1[0]["documents"] == "2"
     md = files.markdown.read_text()
     assert "## Table 1" in md and "## Table 2" in md and "Ratios to searchkeys" in md
+    assert "without prediction" not in md  # both systems predicted every gold document
     assert "| bart | 0.667 |" in md
     _check_png(tmp_path / "prmu.png")
+
+
+def test_missing_predictions_are_counted(tmp_path: Path) -> None:
+    systems = {"searchkeys": SYSTEMS["searchkeys"], "bart": {"d1": ["neural ranking"], "d9": ["x"]}}
+    files = write_report(tmp_path, gold_docs=GOLD, systems=systems, rounds=50)
+    md = files.markdown.read_text()
+    assert "- bart: 1 gold documents without prediction (scored as empty), 1 predicted ids not in the gold file" in md
 
 
 def test_report_needs_inputs(tmp_path: Path) -> None:

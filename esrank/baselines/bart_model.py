@@ -117,7 +117,14 @@ def add_keyphrase_sep(tokenizer: Any, model: Any, sep: str = KEYPHRASE_SEP) -> i
     if sep not in tokenizer.get_vocab():
         tokenizer.add_tokens([AddedToken(sep, special=True, normalized=False)], special_tokens=True)
     if model is not None and model.get_input_embeddings().num_embeddings < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer))
+        from transformers.utils import logging as hf_logging
+
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the new row is initialised from the mean embedding: expected, not news
+        try:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        finally:
+            hf_logging.set_verbosity(level)
     return int(tokenizer.convert_tokens_to_ids(sep))
 
 

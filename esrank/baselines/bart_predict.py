@@ -110,7 +110,7 @@ class BartGenerator:
         forced_bos = getattr(cfg, "forced_bos_token_id", None)
         if forced_bos is None:
             forced_bos = getattr(self.model.config, "forced_bos_token_id", None)
-        with torch.inference_mode(), autocast(self.device, self.config.precision):
+        with torch.no_grad(), autocast(self.device, self.config.precision):  # autocast caches casts only here
             out = self.model.generate(
                 **enc, num_beams=self.config.num_beams, num_return_sequences=self.config.num_return_sequences,
                 max_new_tokens=self.target_length, early_stopping=True, do_sample=False,

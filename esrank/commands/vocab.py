@@ -125,14 +125,17 @@ def from_keyphrases_cmd(data: str, out: str, lang: str, min_count: int, **kw: An
 @click.option("--gold", required=True, type=click.Path(dir_okay=False),
               help="Gold JSONL: {id, descriptors, pairs} or {id, keyphrases: [\"D\", \"D/Q\"]}.")
 @click.option("--pred", required=True, type=click.Path(dir_okay=False), help="Output of 'esrank vocab index'.")
+@click.option("--thesaurus", "-t", envvar="ESRANK_THESAURUS", type=click.Path(dir_okay=False), default=None,
+              help="Resolve labels and synonyms to ids with this thesaurus (gold by id, predictions by label).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def evaluate_cmd(gold: str, pred: str, as_json: bool) -> None:
+def evaluate_cmd(gold: str, pred: str, thesaurus: str | None, as_json: bool) -> None:
     """Precision@2, precision@4 and P/R/F1 at the cut-off, for headings (pairs) and for descriptors alone."""
     from dataclasses import asdict
 
     from ..vocabulary.evaluate import evaluate_indexing
+    from ..vocabulary.thesaurus import load_thesaurus
 
-    result = evaluate_indexing(gold, pred)
+    result = evaluate_indexing(gold, pred, load_thesaurus(thesaurus) if thesaurus else None)
     click.echo(json.dumps(asdict(result), indent=1) if as_json else result.table())
 
 

@@ -65,9 +65,9 @@ def _plus(a: float | None, b: float | None) -> float | None:
 
 def extrapolate(summary: CostSummary, documents: int, *,
                 one_off: frozenset[str] | set[str] = ONE_OFF_STAGES) -> list[Extrapolation]:
-    """Per approach: one-off stages counted once, every other stage as (its cost / its items) × documents.
+    """Per approach: one-off stages counted once, every other stage as (its cost / its documents) × documents.
 
-    A per-document stage that recorded no items cannot be scaled; it is listed in ``skipped_stages``.
+    A per-document stage that recorded no document count cannot be scaled; it is listed in ``skipped_stages``.
     """
     out: dict[str, Extrapolation] = {a: Extrapolation(a, documents) for a in summary.approaches}
     for t in summary.stages:
@@ -79,12 +79,12 @@ def extrapolate(summary: CostSummary, documents: int, *,
             ex.fixed_dollars += t.dollars
             ex.fixed_kwh = _plus(ex.fixed_kwh, t.kwh)
             ex.fixed_kg_co2 = _plus(ex.fixed_kg_co2, t.kg_co2)
-        elif t.items <= 0:
+        elif not t.documents:
             ex.skipped_stages.append(t.stage)
         else:
             ex.per_doc_stages.append(t.stage)
-            ex.per_doc_seconds += t.seconds / t.items
-            ex.per_doc_dollars += t.dollars / t.items
-            ex.per_doc_kwh = _plus(ex.per_doc_kwh, t.per_item(t.kwh))
-            ex.per_doc_kg_co2 = _plus(ex.per_doc_kg_co2, t.per_item(t.kg_co2))
+            ex.per_doc_seconds += t.seconds / t.documents
+            ex.per_doc_dollars += t.dollars / t.documents
+            ex.per_doc_kwh = _plus(ex.per_doc_kwh, t.per_doc(t.kwh))
+            ex.per_doc_kg_co2 = _plus(ex.per_doc_kg_co2, t.per_doc(t.kg_co2))
     return list(out.values())

@@ -94,6 +94,8 @@ class CarbonMeter:
         self.method = ""
         self.gpu = ""
         self._n = 0
+        self._open = False
+        self._broken = False
 
     def _ensure(self) -> Any:
         if self._tracker is not None:
@@ -106,8 +108,11 @@ class CarbonMeter:
         tracker = OfflineEmissionsTracker(
             country_iso_code=self.country_iso, output_methods=[], log_level="error",
             tracking_mode=self.tracking_mode, measure_power_secs=3600, allow_multiple_runs=True,
-            project_name="esrank",
+            project_name="esrank", emissions_endpoint=None, api_call_interval=-1,
         )
+        # offline means offline, whatever a codecarbon config file or CODECARBON_* variable says
+        tracker._electricitymaps_api_token = None
+        tracker._output_handlers = []
         cc_log.propagate = False
         tracker._ensure_hardware_ready()
         self.setup_seconds = time.perf_counter() - t0
@@ -122,9 +127,11 @@ class CarbonMeter:
                 parts.append(f"cpu:{mode}")
             elif kind == "RAM":
                 parts.append("ram:model")
+            elif kind in ("AppleSiliconChip", "Raspberry"):  # powermetrics / the PMIC: measured
+                parts.append(f"{getattr(hw, 'chip_part', 'cpu').lower()}:{kind.lower()}")
             else:
                 parts.append(kind.lower())
-        if not any(p.startswith("cpu:") for p in parts):
+        if not any(p.startswith("cpu:") for p in parts):  # no CPU meter at all: nothing was read
             self.estimated = True
         self.method = ",".join(parts) or "unknown"
         self.gpu = str(tracker._conf.get("gpu_model") or "")
@@ -132,13 +139,24 @@ class CarbonMeter:
         return tracker
 
     def start(self) -> None:
-        """Open a segment (a codecarbon task)."""
-        tracker = self._ensure()
-        self._n += 1
-        tracker.start_task(f"esrank-{self._n}")
+        """Open a segment (a codecarbon task); a codecarbon failure leaves the segment unmeasured."""
+        self._open = False
+        if self._broken:
+            return
+        try:
+            tracker = self._ensure()
+            self._n += 1
+            tracker.start_task(f"esrank-{self._n}")
+            self._open = True
+        except Exception as e:  # a failing energy meter must not stop the work it measures
+            self._broken = True
+            log.warning("codecarbon failed (%s); energy and CO2 are not measured from here on", e)
 
     def stop(self) -> Reading:
         """Close the segment and return its energy (kWh) and CO2 (kg)."""
+        if not self._open:
+            return Reading()
+        self._open = False
         try:
             data = self._tracker.stop_task()
         except Exception as e:  # codecarbon failures must not lose the stage's time

@@ -52,6 +52,15 @@ class StageRecord:
     energy_method: str = ""
     run_id: str = ""
     started_at: str = ""
+    unit: str = "documents"
+    documents: int | None = None
+
+    @property
+    def doc_count(self) -> int | None:
+        """Documents the stage served: ``documents`` when given, else ``items`` when they are documents."""
+        if self.documents is not None:
+            return self.documents
+        return self.items if self.unit == "documents" else None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written as one line of ``cost.jsonl``."""
@@ -80,6 +89,8 @@ class StageRecord:
             raise ValueError("'seconds' must be a non-negative number")
         if not isinstance(rec.items, int) or rec.items < 0:
             raise ValueError("'items' must be a non-negative integer")
+        if rec.documents is not None and (not isinstance(rec.documents, int) or rec.documents < 0):
+            raise ValueError("'documents' must be a non-negative integer or null")
         return rec
 
 
@@ -131,11 +142,17 @@ class StageTotals:
     dollars: float = 0.0
     estimated: bool = False
     devices: tuple[str, ...] = ()
+    unit: str = ""
+    documents: int | None = 0
 
     def add(self, rec: "StageRecord | StageTotals") -> None:
         """Add a record (or other totals) into these totals."""
+        first = self.runs == 0
         self.runs += rec.runs if isinstance(rec, StageTotals) else 1
         self.items += rec.items
+        docs = rec.documents if isinstance(rec, StageTotals) else rec.doc_count
+        self.documents = None if docs is None or self.documents is None else self.documents + docs
+        self.unit = rec.unit if first or rec.unit == self.unit else "mixed"
         self.seconds += rec.seconds
         self.dollars += rec.dollars
         if rec.kwh is not None:
@@ -151,6 +168,12 @@ class StageTotals:
         if value is None or self.items <= 0:
             return None
         return value / self.items
+
+    def per_doc(self, value: float | None) -> float | None:
+        """A summed value divided by the documents served (None when unknown, zero, or no value)."""
+        if value is None or not self.documents:
+            return None
+        return value / self.documents
 
 
 @dataclass

@@ -3,13 +3,13 @@ extrapolation rows, and the stacked cost-per-stage chart."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .extrapolate import Extrapolation
 from .records import STAGES, CostSummary, StageTotals
 
-TABLE3_COLUMNS = ("approach", "stage", "runs", "items", "seconds", "kwh", "kg_co2", "dollars", "dollars_per_item",
-                  "estimated", "devices")
+TABLE3_COLUMNS = ("approach", "stage", "runs", "items", "unit", "documents", "seconds", "kwh", "kg_co2", "dollars",
+                  "dollars_per_item", "dollars_per_doc", "estimated", "devices")
 EXTRAPOLATION_COLUMNS = ("approach", "documents", "hours", "dollars", "kwh", "kg_co2", "per_doc_seconds",
                          "per_doc_dollars", "per_doc_kwh", "per_doc_kg_co2", "fixed_dollars", "per_doc_stages",
                          "fixed_stages", "skipped_stages", "estimated")
@@ -36,10 +36,12 @@ def _floor_log10(a: float) -> int:
 
 
 def _row(t: StageTotals) -> dict[str, object]:
-    total = t.stage == "total"  # items of different stages do not add up to documents: no per-item figure
+    total = t.stage == "total"  # items of different stages do not add up: no per-item figure for a total
     return {"approach": t.approach, "stage": t.stage, "runs": t.runs, "items": None if total else t.items,
+            "unit": "" if total else t.unit, "documents": None if total else t.documents,
             "seconds": round(t.seconds, 6), "kwh": t.kwh, "kg_co2": t.kg_co2, "dollars": t.dollars,
-            "dollars_per_item": None if total else t.per_item(t.dollars), "estimated": t.estimated,
+            "dollars_per_item": None if total else t.per_item(t.dollars),
+            "dollars_per_doc": None if total else t.per_doc(t.dollars), "estimated": t.estimated,
             "devices": "+".join(t.devices)}
 
 
@@ -53,15 +55,17 @@ def table3_rows(summary: CostSummary) -> list[dict[str, object]]:
 
 
 def table3_markdown(summary: CostSummary) -> str:
-    """Table 3 as Markdown (totals in bold, * on energy figures that are estimates)."""
-    head = ["approach", "stage", "runs", "items", "time (s)", "energy (kWh)", "CO2 (kg)", "cost ($)", "$ / item"]
+    """Table 3 as Markdown (totals in bold, * on estimated energy, items in their unit unless documents)."""
+    head = ["approach", "stage", "runs", "items", "time (s)", "energy (kWh)", "CO2 (kg)", "cost ($)", "$ / document"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
     for r in table3_rows(summary):
         star = "*" if r["estimated"] else ""
-        cells = [str(r["approach"]), str(r["stage"]), num(r["runs"]), num(r["items"]), num(r["seconds"]),  # type: ignore[arg-type]
-                 num(r["kwh"]) + (star if r["kwh"] is not None else ""),  # type: ignore[arg-type]
-                 num(r["kg_co2"]) + (star if r["kg_co2"] is not None else ""),  # type: ignore[arg-type]
-                 num(r["dollars"]), num(r["dollars_per_item"])]  # type: ignore[arg-type]
+        v: dict[str, Any] = r
+        items = num(v["items"]) + (f" {v['unit']}" if v["items"] is not None and v["unit"] != "documents" else "")
+        cells = [str(v["approach"]), str(v["stage"]), num(v["runs"]), items, num(v["seconds"]),
+                 num(v["kwh"]) + (star if v["kwh"] is not None else ""),
+                 num(v["kg_co2"]) + (star if v["kg_co2"] is not None else ""),
+                 num(v["dollars"]), num(v["dollars_per_doc"])]
         if r["stage"] == "total":
             cells = [f"**{c}**" if c not in ("", "-") else c for c in cells]
         lines.append("| " + " | ".join(cells) + " |")

@@ -12,7 +12,7 @@ from typing import Iterator, Mapping
 
 from ..errors import ConfigError, InputError
 from .meter import CarbonMeter, EnergyMeter, NullMeter, Reading, detect_device, host_facts
-from .records import STAGES, StageRecord, StageTotals, append_record, summarise
+from .records import STAGES, HostFacts, StageRecord, StageTotals, append_record, summarise
 
 #: The reference rate in dollars per hour (an NVIDIA L40S cloud instance).
 DEFAULT_PRICE_PER_HOUR = 2.89
@@ -49,6 +49,8 @@ class StageRun:
 
     stage: str
     items: int = 0
+    unit: str = "documents"
+    documents: int | None = None
     seconds: float = 0.0
     kwh: float | None = None
     kg_co2: float | None = None
@@ -90,15 +92,29 @@ class CostTracker:
         if not approach or not approach.strip():
             raise ConfigError("the approach name must not be empty")
         self.log_dir = Path(log_dir) if log_dir is not None else None
+        if self.log_dir is not None:
+            try:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError(f"cannot create the cost log directory: {e.strerror}",
+                                  source=str(self.log_dir)) from None
         self.approach = approach.strip()
-        self.device = device or detect_device()
-        self.price_per_hour = price_for_device(self.device, price_per_hour, price_table)
+        self._flat_price = float(price_per_hour)
+        self._price_table = dict(price_table or {})
+        self.device = ""
+        self.price_per_hour = self._flat_price
+        self.set_device(device or detect_device())
         self.meter: EnergyMeter = CarbonMeter(country_iso, tracking_mode=tracking_mode) if carbon else NullMeter()
         self.country_iso = self.meter.country_iso if isinstance(self.meter, CarbonMeter) else None
         self.run_id = uuid.uuid4().hex[:12]
         self.records: list[StageRecord] = []
         self._stack: list[StageRun] = []
-        self._host = None
+        self._host: HostFacts | None = None
+
+    def set_device(self, device: str) -> None:
+        """Name the device the next stages run on (e.g. once a command has chosen CPU or GPU); sets its price."""
+        self.device = device or "cpu"
+        self.price_per_hour = price_for_device(self.device, self._flat_price, self._price_table)
 
     @property
     def carbon(self) -> bool:
@@ -111,11 +127,16 @@ class CostTracker:
         return self.log_dir / "cost.jsonl" if self.log_dir is not None else None
 
     @contextmanager
-    def stage(self, name: str, items: int = 0) -> Iterator[StageRun]:
-        """Time (and meter) the block as one run of stage ``name``; the record is kept when the block succeeds."""
+    def stage(self, name: str, items: int = 0, *, unit: str = "documents",
+              documents: int | None = None) -> Iterator[StageRun]:
+        """Time (and meter) the block as one run of stage ``name``; the record is kept when the block succeeds.
+
+        ``items`` counts what the stage processed, in ``unit`` (documents by default); when the unit is not
+        documents, pass ``documents`` (the documents served) so the per-document cost can be computed.
+        """
         if name not in STAGES:
             raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")
-        run = StageRun(name, int(items))
+        run = StageRun(name, int(items), unit or "documents", documents)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         if self._stack:
             self._stack[-1]._pause(self.meter)
@@ -140,9 +161,10 @@ class CostTracker:
         rec = StageRecord(
             stage=run.stage, approach=self.approach, items=max(0, int(run.items)), seconds=run.seconds,
             kwh=run.kwh, kg_co2=run.kg_co2, dollars=run.seconds / 3600.0 * self.price_per_hour,
-            device=self.device, estimated=bool(self.meter.estimated) and self.carbon, host=self._host,
+            device=self.device, estimated=bool(self.meter.estimated) and run.kwh is not None, host=self._host,
             price_per_hour=self.price_per_hour, country_iso=self.country_iso, energy_method=self.meter.method,
-            run_id=self.run_id, started_at=started,
+            run_id=self.run_id, started_at=started, unit=run.unit,
+            documents=None if run.documents is None else max(0, int(run.documents)),
         )
         self.records.append(rec)
         if self.log_dir is not None:

@@ -15,6 +15,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from ..errors import BackendError, ConfigError, MissingExtraError
 
 log = logging.getLogger(__name__)
+# The clients log each failed attempt of their node pool; esrank reports failures itself, in one line.
+logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)
+logging.getLogger("opensearch").setLevel(logging.ERROR)
 T = TypeVar("T")
 
 SUPPORTED_MAJOR = {"elasticsearch": 8, "opensearch": 2}
@@ -116,12 +119,25 @@ class Connection:
             reason = f"{what}: {where} answered HTTP {status}: {short(e)}"
         return BackendError(self.redact(reason))
 
+    def server_version(self) -> tuple[str, str]:
+        """(distribution, version number) of the server: ``GET /``, or the local node's info where
+        the root endpoint is missing (minimal distributions without the rest-root module)."""
+        try:
+            info = body(self.client.info())
+            version = info.get("version", {})
+            return str(version.get("distribution", "elasticsearch")), str(version.get("number", "?"))
+        except Exception as e:  # noqa: BLE001
+            if error_status(e) not in (404, 405):
+                info = self.call("connect", lambda: body(self.client.info()))  # retries / clean error
+                version = info.get("version", {})
+                return str(version.get("distribution", "elasticsearch")), str(version.get("number", "?"))
+        nodes = self.call("connect", lambda: body(self.client.nodes.info(node_id="_local")))["nodes"]
+        node = next(iter(nodes.values()))
+        return ("opensearch" if "opensearch" in str(node.get("build_type", "")) else self.kind), str(node["version"])
+
     def check_version(self) -> None:
         """Fail clearly when the server is not the expected product or major version."""
-        info = self.call("connect", lambda: body(self.client.info()))
-        version = info.get("version", {})
-        number = str(version.get("number", "?"))
-        distribution = version.get("distribution", "elasticsearch")
+        distribution, number = self.server_version()
         if distribution != self.kind:
             raise BackendError(f"{self.config.url} is {distribution} {number}, not {self.kind}; "
                                f"use --backend {distribution}")
@@ -208,9 +224,11 @@ def detect_kind(config: ConnectionConfig) -> str:
     """``elasticsearch`` or ``opensearch``, from the server's answer to ``GET /``."""
     conn = Connection(config, "elasticsearch")
     try:
-        info = conn.call("connect", lambda: body(conn.client.info()))
+        distribution, _ = conn.server_version()
     except BackendError as e:
         if "UnsupportedProductError" in e.reason:
             return "opensearch"
         raise
-    return "opensearch" if info.get("version", {}).get("distribution") == "opensearch" else "elasticsearch"
+    finally:
+        conn.client.close()
+    return "opensearch" if distribution == "opensearch" else "elasticsearch"

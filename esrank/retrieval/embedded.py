@@ -27,6 +27,7 @@ from .mappings import EMBEDDED, load_mapping
 from .query import DEFAULT_MAX_TERMS, query_text
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s logs every index build at DEBUG level
 
 LOG_NAME = "documents.jsonl"
 MANIFEST = "manifest.json"
@@ -59,6 +60,8 @@ class EmbeddedBackend:
         self.method = str(conf["bm25"].get("method", "lucene"))
         self.stemmer_language = conf["analysis"]["stemmer"]
         self.stopwords = conf["analysis"]["stopwords"]
+        # bm25s leaves out Lucene's constant (k1 + 1) factor; with it, scores equal the servers' scores
+        self._scale = self.k1 + 1.0
         self._rows: list[tuple[str, tuple[str, ...]]] = []  # index row → (id, keyphrases)
         self._ids: dict[str, int] = {}
         self._log_lines = 0
@@ -143,7 +146,7 @@ class EmbeddedBackend:
                 if doc_id in excl:
                     continue
                 rank += 1
-                out[i].append(Neighbour(doc_id, rank, float(score), kps))
+                out[i].append(Neighbour(doc_id, rank, float(score) * self._scale, kps))
                 if rank == k:
                     break
         return out

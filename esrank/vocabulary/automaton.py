@@ -104,7 +104,7 @@ class Automaton:
         return kept
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     """One thesaurus match in a document: what matched, where (field, sentence, tokens, characters)."""
 

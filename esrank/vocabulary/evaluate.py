@@ -2,17 +2,21 @@
 
 Figures are given twice: for headings (a descriptor alone, or a descriptor/qualifier pair correct only
 when both parts match) and for descriptors alone (pairs reduced to their descriptor, duplicates dropped).
-Gold and predicted concepts are compared by id or by label (case and accents ignored).
+Gold and predicted concepts are compared by id or by label (case and accents ignored); given the
+thesaurus, labels and synonyms are resolved to ids first, so a gold id matches a predicted label.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import InputError
 from ..text import fold_accents, normalise_phrase
+
+if TYPE_CHECKING:
+    from .thesaurus import Thesaurus
 
 
 def concept_key(value: str) -> str:
@@ -78,11 +82,31 @@ def read_gold(path: str | Path) -> Iterator[GoldRecord]:
             yield g
 
 
-def _keys(*values: Any) -> set[str]:
-    return {concept_key(v) for v in values if isinstance(v, str) and v.strip()}
+class Canon:
+    """Comparison keys of descriptors and qualifiers; with a thesaurus, labels and synonyms resolve to ids."""
+
+    def __init__(self, thesaurus: "Thesaurus | None" = None) -> None:
+        self._d: dict[str, str] = {}
+        self._q: dict[str, str] = {}
+        if thesaurus is not None:
+            for table, concepts in ((self._d, thesaurus.descriptors.values()),
+                                    (self._q, thesaurus.qualifiers.values())):
+                for c in concepts:
+                    for name in (c.id, c.label, *c.synonyms):
+                        table.setdefault(concept_key(name), concept_key(c.id))
+
+    def descriptor(self, *values: Any) -> set[str]:
+        """Keys of a descriptor given by id and/or label."""
+        keys = (concept_key(v) for v in values if isinstance(v, str) and v.strip())
+        return {self._d.get(k, k) for k in keys}
+
+    def qualifier(self, *values: Any) -> set[str]:
+        """Keys of a qualifier given by id and/or label."""
+        keys = (concept_key(v) for v in values if isinstance(v, str) and v.strip())
+        return {self._q.get(k, k) for k in keys}
 
 
-def _raw_headings(path: Path) -> Iterator[list[Heading]]:
+def _raw_headings(path: Path, canon: Canon) -> Iterator[list[Heading]]:
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if not line.strip():
@@ -92,35 +116,36 @@ def _raw_headings(path: Path) -> Iterator[list[Heading]]:
             for item in rec.get("keyphrases", rec.get("keywords", [])):
                 if isinstance(item, str):
                     d, q = _split_heading(item)
-                    out.append(Heading(_keys(d), _keys(q) if q else None))
+                    out.append(Heading(canon.descriptor(d), canon.qualifier(q) if q else None))
                     continue
                 d, q = _split_heading(item["phrase"])
                 if item.get("descriptor_id") and not item.get("qualifier_id"):
                     d, q = item["phrase"], None  # a descriptor label that holds a '/'
-                dk = _keys(d, item.get("descriptor_id"))
+                dk = canon.descriptor(d, item.get("descriptor_id"))
                 has_q = q is not None or item.get("qualifier_id")
-                qk = _keys(q, item.get("qualifier_id")) if has_q else None
+                qk = canon.qualifier(q, item.get("qualifier_id")) if has_q else None
                 out.append(Heading(dk, qk))
             yield out
 
 
-def read_vocab_predictions(path: str | Path) -> Iterator[tuple[str, list[Heading], int | None]]:
+def read_vocab_predictions(path: str | Path, canon: Canon | None = None
+                           ) -> Iterator[tuple[str, list[Heading], int | None]]:
     """Stream (id, headings best first, cut-off or None) from an indexer output or any predictions file."""
     from ..predictions import read_predictions
 
     path = Path(path)
     # read_predictions validates each line; the raw pass adds the descriptor/qualifier ids it does not keep
-    for pred, heads in zip(read_predictions(path), _raw_headings(path)):
+    for pred, heads in zip(read_predictions(path), _raw_headings(path, canon or Canon())):
         cutoff = pred.meta.get("cutoff")
         yield pred.id, heads, cutoff if isinstance(cutoff, int) else None
 
 
-def _matches(h: Heading, d: str, q: str | None) -> bool:
-    if concept_key(d) not in h.descriptor:
+def _matches(h: Heading, d: set[str], q: set[str] | None) -> bool:
+    if not d & h.descriptor:
         return False
     if q is None:
         return h.qualifier is None
-    return h.qualifier is not None and concept_key(q) in h.qualifier
+    return h.qualifier is not None and bool(q & h.qualifier)
 
 
 @dataclass
@@ -152,7 +177,7 @@ class VocabEvaluation:
         return "\n".join(rows)
 
 
-def _hits(pred: list[Heading], gold: list[tuple[str, str | None]]) -> list[bool]:
+def _hits(pred: list[Heading], gold: list[tuple[set[str], set[str] | None]]) -> list[bool]:
     left = list(gold)
     out = []
     for h in pred:
@@ -163,7 +188,7 @@ def _hits(pred: list[Heading], gold: list[tuple[str, str | None]]) -> list[bool]
     return out
 
 
-def _doc_scores(pred: list[Heading], gold: list[tuple[str, str | None]], cutoff: int) -> tuple[float, ...]:
+def _doc_scores(pred: list[Heading], gold: list[tuple[set[str], set[str] | None]], cutoff: int) -> tuple[float, ...]:
     hits = _hits(pred, gold)
     p2 = sum(hits[:2]) / 2
     p4 = sum(hits[:4]) / 4
@@ -184,11 +209,12 @@ def _reduce(pred: list[Heading]) -> tuple[list[Heading], dict[int, int]]:
     return out, index
 
 
-def evaluate_indexing(gold_path: str | Path, pred_path: str | Path) -> VocabEvaluation:
+def evaluate_indexing(gold_path: str | Path, pred_path: str | Path,
+                      thesaurus: "Thesaurus | None" = None) -> VocabEvaluation:
     """Score an indexer output against gold records (documents without prediction score zero)."""
-    pred_path = Path(pred_path)
+    canon = Canon(thesaurus)
     preds: dict[str, tuple[list[Heading], int | None]] = {}
-    for pid, heads, cutoff in read_vocab_predictions(pred_path):
+    for pid, heads, cutoff in read_vocab_predictions(pred_path, canon):
         preds[pid] = (heads, cutoff)
     sums_h, sums_d = [0.0] * 5, [0.0] * 5
     n = missing = 0
@@ -198,9 +224,10 @@ def evaluate_indexing(gold_path: str | Path, pred_path: str | Path) -> VocabEval
         if g.id not in preds:
             missing += 1
         cut = len(heads) if cutoff is None else min(cutoff, len(heads))
-        gold_h: list[tuple[str, str | None]] = [(d, None) for d in g.descriptors] + list(g.pairs)
-        gold_d_keys = dict.fromkeys(concept_key(d) for d in [*g.descriptors, *(p[0] for p in g.pairs)])
-        gold_d: list[tuple[str, str | None]] = [(d, None) for d in gold_d_keys]
+        gold_h: list[tuple[set[str], set[str] | None]] = [(canon.descriptor(d), None) for d in g.descriptors]
+        gold_h += [(canon.descriptor(d), canon.qualifier(q)) for d, q in g.pairs]
+        gold_d_keys = dict.fromkeys(frozenset(canon.descriptor(d)) for d in [*g.descriptors, *(p[0] for p in g.pairs)])
+        gold_d: list[tuple[set[str], set[str] | None]] = [(set(d), None) for d in gold_d_keys]
         reduced, index = _reduce(heads)
         for acc, vals in ((sums_h, _doc_scores(heads, gold_h, cut)),
                           (sums_d, _doc_scores(reduced, gold_d, index.get(cut - 1, 0) if cut else 0))):

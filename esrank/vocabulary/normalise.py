@@ -23,7 +23,7 @@ _FR_ELISION = re.compile(r"(?i)\b(?:qu|jusqu|lorsqu|puisqu|[cdjlmnst])'(?=\w)")
 _SENTENCE_END = frozenset(".!?")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Token:
     """A normalised word token: its form, character span and sentence number within its field."""
 

@@ -44,8 +44,13 @@ def share_hierarchy(counts: Mapping[str, float], thesaurus: Thesaurus) -> Shared
     """Share each present parent's count equally among its present narrower descriptors; drop the parent."""
     out = dict(counts)
     shared_to: dict[str, list[str]] = {}
-    for parent in sorted(out, key=lambda d: (-thesaurus.depth(d), d)):  # most specific parents first
-        below = sorted(d for d in thesaurus.descendants(parent) if d in out)
+    below_of: dict[str, set[str]] = {}
+    for d in out:
+        for a in thesaurus.ancestors(d):
+            if a in out:
+                below_of.setdefault(a, set()).add(d)
+    for parent in sorted(below_of, key=lambda d: (-thesaurus.depth(d), d)):  # most specific parents first
+        below = sorted(d for d in below_of[parent] if d in out)  # children dropped as parents are skipped
         if not below:
             continue
         share = out.pop(parent) / len(below)

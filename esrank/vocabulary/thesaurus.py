@@ -74,6 +74,7 @@ class Thesaurus:
                 self.narrower[b].append(d.id)
         self._depth: dict[str, int] = {}
         self._subtree_q: dict[str, frozenset[str]] = {}
+        self._ancestors: dict[str, frozenset[str]] = {}
         self.pairs_declared = bool(self.allowed_pairs) or any(d.allowed_qualifiers for d in self.descriptors.values())
 
     def depth(self, did: str) -> int:
@@ -83,6 +84,17 @@ class Thesaurus:
             parents = self.descriptors[did].broader
             got = 1 + max(self.depth(p) for p in parents) if parents else 0
             self._depth[did] = got
+        return got
+
+    def ancestors(self, did: str) -> frozenset[str]:
+        """All descriptors above one (broader, transitively; cached)."""
+        got = self._ancestors.get(did)
+        if got is None:
+            acc: set[str] = set()
+            for p in self.descriptors[did].broader:
+                acc.add(p)
+                acc |= self.ancestors(p)
+            got = self._ancestors[did] = frozenset(acc)
         return got
 
     def descendants(self, did: str) -> set[str]:

@@ -1,0 +1,140 @@
+"""``esrank load`` and ``esrank neighbours``, and the backend options other commands reuse."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import click
+
+from ..retrieval.factory import BACKENDS, BackendOptions
+from .common import echo_err, fields_from, input_options
+
+F = Callable[..., Any]
+
+
+def backend_options(f: F) -> F:
+    """Options naming an index and how to reach it (``backend_options_from`` turns them into ``BackendOptions``)."""
+    opts = [
+        click.option("--index", "index", envvar="ESRANK_INDEX", required=True,
+                     help="Index name (lowercase)."),
+        click.option("--backend", type=click.Choice(BACKENDS), default="auto", envvar="ESRANK_BACKEND",
+                     show_default=True,
+                     help="auto: the embedded bm25s index without --url, else detected from the server."),
+        click.option("--url", envvar="ESRANK_URL", default=None,
+                     help="Elasticsearch/OpenSearch URL, e.g. http://localhost:9200 [ESRANK_URL]."),
+        click.option("--path", type=click.Path(file_okay=False), envvar="ESRANK_INDEX_PATH", default=None,
+                     help="Directory of the embedded index (default: ~/.local/share/esrank/indexes/INDEX)."),
+        click.option("--username", envvar="ESRANK_USERNAME", default=None,
+                     help="User for basic auth; the password comes from ESRANK_PASSWORD only. An API key comes "
+                          "from ESRANK_API_KEY only."),
+        click.option("--ca-certs", type=click.Path(exists=True, dir_okay=False), envvar="ESRANK_CA_CERTS",
+                     default=None, help="CA bundle to verify the server's TLS certificate."),
+        click.option("--insecure", is_flag=True, envvar="ESRANK_INSECURE",
+                     help="Do not verify TLS certificates (verification is on by default)."),
+        click.option("--timeout", type=float, default=60.0, envvar="ESRANK_TIMEOUT", show_default=True,
+                     help="Seconds per request."),
+        click.option("--max-retries", type=click.IntRange(0, 30), default=8, envvar="ESRANK_MAX_RETRIES",
+                     show_default=True,
+                     help="Retries per request or bulk item on HTTP 429/502/503/504 and connection errors "
+                          "(exponential backoff from 0.5 s, capped at 30 s)."),
+        click.option("--max-query-terms", type=click.IntRange(1, 1000), default=200,
+                     envvar="ESRANK_MAX_QUERY_TERMS", show_default=True,
+                     help="A query document is cut to this many distinct words."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def backend_options_from(kw: dict[str, Any]) -> BackendOptions:
+    """Pop the backend options from a command's keyword arguments; secrets come from the environment."""
+    return BackendOptions(
+        index=kw.pop("index"), backend=kw.pop("backend"), url=kw.pop("url"), path=kw.pop("path"),
+        api_key=os.environ.get("ESRANK_API_KEY") or None, username=kw.pop("username"),
+        password=os.environ.get("ESRANK_PASSWORD") or None, ca_certs=kw.pop("ca_certs"),
+        verify_certs=not kw.pop("insecure"), timeout=kw.pop("timeout"), max_retries=kw.pop("max_retries"),
+        max_query_terms=kw.pop("max_query_terms"),
+    )
+
+
+@click.command("load")
+@click.argument("data", type=click.Path(dir_okay=False))
+@backend_options
+@input_options
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, envvar="ESRANK_BATCH_SIZE",
+              show_default=True, help="Documents per bulk request.")
+@click.option("--resume", is_flag=True, help="Do not send documents the index already holds (after an "
+                                               "interrupted load).")
+@click.option("--overwrite", is_flag=True, help="Delete and recreate the index first.")
+@click.option("--dead-letter", type=click.Path(dir_okay=False), default=None, envvar="ESRANK_DEAD_LETTER",
+              help="Where documents that failed to index go, with the reason (default: INDEX.failed.jsonl, "
+                   "written only when something fails). The file can be loaded again.")
+def load_cmd(data: str, **kw: Any) -> None:
+    """Bulk-load training documents and their keyphrases into an index.
+
+    \b
+    Without --url the embedded bm25s index is used (no server needed):
+      esrank load train.jsonl --index kp
+    With a server (Elasticsearch 8.x or OpenSearch 2.x):
+      ESRANK_URL=http://localhost:9200 esrank load train.jsonl --index kp
+    Ids come from the data (else a hash of title and text), so loading again never duplicates.
+    """
+    from ..loading import load_corpus
+    from ..retrieval.factory import open_backend
+
+    fields = fields_from(kw)
+    options = backend_options_from(kw)
+    backend = open_backend(options, create=True, overwrite=kw["overwrite"])
+    try:
+        report = load_corpus(backend, data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"],
+                             rejects=kw["rejects"], batch_size=kw["batch_size"], resume=kw["resume"],
+                             dead_letter=kw["dead_letter"] or f"{options.index}.failed.jsonl")
+    finally:
+        backend.close()
+    echo_err(report.summary())
+    if report.failed:
+        for doc_id, reason in report.failed[:5]:
+            echo_err(f"esrank: failed: {doc_id}: {reason}")
+        raise SystemExit(1)
+
+
+@click.command("neighbours")
+@click.argument("data", type=click.Path(dir_okay=False))
+@backend_options
+@input_options
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, envvar="ESRANK_K", show_default=True,
+              help="Neighbours per document.")
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), required=True,
+              help="Output JSONL: per document its neighbours and candidate keyphrases (- for stdout).")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True,
+              help="Query documents per search request (_msearch).")
+@click.option("--exclude-self/--include-self", default=True, show_default=True,
+              help="Drop the query document's own id from its neighbours (needed when training documents "
+                   "query their own index).")
+def neighbours_cmd(data: str, **kw: Any) -> None:
+    """Retrieve the k nearest training documents of each document and write its candidate pool.
+
+    \b
+    Each output line: {"id", "neighbours": [{id, rank, score}],
+                       "candidates": [{phrase, neighbour_ranks, bm25_scores, count}]}
+    """
+    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..retrieval.factory import open_backend
+    from ..retrieval.pools import write_pools
+
+    fields = fields_from(kw)
+    options = backend_options_from(kw)
+    backend = open_backend(options)
+    stats = ReadStats()
+    try:
+        with RejectSink(kw["rejects"]) as sink:
+            docs = read_documents(data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"], rejects=sink,
+                                  stats=stats)
+            result = write_pools(backend, docs, kw["out"], k=kw["k"], batch_size=kw["batch_size"],
+                                 exclude_self=kw["exclude_self"])
+    finally:
+        backend.close()
+    echo_err(f"neighbours from {backend.name} index '{options.index}': {result.summary()}; input {stats.summary()}")
+
+
+COMMANDS = [load_cmd, neighbours_cmd]
