@@ -59,6 +59,8 @@ def _register() -> None:
     from esrank.commands.report import report_cmd; main.add_command(report_cmd)  # noqa: E702
     from esrank.commands.bart import bart_group; main.add_command(bart_group)  # noqa: E702
     from esrank.commands import retrieval; [main.add_command(c) for c in retrieval.COMMANDS]  # noqa: E702
+    from esrank.commands import ranking; [main.add_command(c) for c in ranking.COMMANDS]  # noqa: E702
+    from esrank.commands import demo; [main.add_command(c) for c in demo.COMMANDS]  # noqa: E702
 
 
 _register()

@@ -7,6 +7,11 @@ thesaurus contains the 1k one. Timings are repeated; min and median are printed,
 is computed from figures measured in the same run.
 
     python3 bench/bench_vocabulary.py [--docs 300] [--words 250] [--repeats 5]
+    python3 bench/bench_vocabulary.py --hybrid [--data CORPUS] [--k 5] [--every 3]
+
+``--hybrid`` instead measures the vocabulary as a candidate source for ranking: held-out documents,
+neighbours from an embedded index of the others, a vocabulary built from the others' keyphrases, the
+default encoder ranking the pools; candidate recall and F1 by present/absent keyphrases.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import time
 from datetime import datetime, timezone
 
 from esrank.corpus import Document
+from esrank.text import stem
 from esrank.vocabulary.automaton import Matcher
 from esrank.vocabulary.indexer import Indexer
 from esrank.vocabulary.thesaurus import thesaurus_from_dict
@@ -84,24 +90,87 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
+def hybrid(data: str | None, k: int, every: int) -> None:
+    """Neighbour candidates vs neighbours + keyphrase-vocabulary candidates on held-out documents."""
+    import tempfile
+
+    from esrank.corpus import read_documents, sample_corpus_path
+    from esrank.evaluation import evaluate
+    from esrank.pipeline import RankSettings, rank_documents
+    from esrank.reranker import Ranker
+    from esrank.retrieval.embedded import EmbeddedBackend
+    from esrank.text import prepare, stemmed_key
+    from esrank.vocabulary.candidates import vocabulary_candidates
+    from esrank.vocabulary.thesaurus import thesaurus_from_keyphrases
+
+    docs = list(read_documents(data or sample_corpus_path()))
+    test = [d for i, d in enumerate(docs) if i % every == 0]
+    train = [d for i, d in enumerate(docs) if i % every != 0]
+    matcher = Matcher(thesaurus_from_keyphrases(d.keyphrases for d in train))
+    print(f"hybrid: {len(train)} training documents, {len(test)} held out, keyphrase vocabulary "
+          f"{len(matcher.thesaurus.descriptors)} descriptors, k={k}")
+    ranker = Ranker.load(device="cpu", threads=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = EmbeddedBackend("hybrid", tmp)
+        backend.create(overwrite=True)
+        backend.bulk_add(train)
+        systems, pools_cover = {}, {}
+        for name, sources in (("neighbours", ("neighbours",)), ("neighbours+vocabulary", ("neighbours", "vocabulary"))):
+            settings = RankSettings(k=k, top_n=None, sources=sources)
+            extra = (lambda d: vocabulary_candidates(d, matcher)) if "vocabulary" in sources else None
+            preds = list(rank_documents(test, backend, ranker, settings, extra=extra))
+            systems[name] = {p.id: p.phrases for p in preds}
+            # candidate recall by PRMU class: which gold keyphrases are in the pool at all
+            hit = {"present": [0, 0], "absent": [0, 0]}
+            for d, p in zip(test, preds):
+                st = prepare(d.title, d.text)
+                pool = {stemmed_key(x) for x in p.phrases}
+                for g in {stemmed_key(x) for x in d.keyphrases}:
+                    scope = "present" if st.classify(g) == "P" else "absent"
+                    hit[scope][0] += g in pool
+                    hit[scope][1] += 1
+            pools_cover[name] = (hit, sum(len(p.phrases) for p in preds) / len(preds))
+        backend.close()
+    ranker.close()
+    result = evaluate(test, systems)
+    for name in systems:
+        hit, size = pools_cover[name]
+        s = result.systems[name]
+        figs = {m: s.mean(m)[0] for m in ("present_F1@5", "present_F1@10", "absent_R@10", "all_F1@10")}
+        print(f"{name:>22}: pool {size:.1f} candidates; candidate recall present "
+              f"{hit['present'][0]}/{hit['present'][1]}, absent {hit['absent'][0]}/{hit['absent'][1]}; "
+              + ", ".join(f"{m} {v:.4f}" for m, v in figs.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=300)
     ap.add_argument("--words", type=int, default=250)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--hybrid", action="store_true",
+                    help="Measure neighbour vs neighbour+vocabulary candidates with the default encoder instead.")
+    ap.add_argument("--data", default=None, help="--hybrid: corpus with keyphrases (default: the sample corpus).")
+    ap.add_argument("--k", type=int, default=5, help="--hybrid: neighbours per document.")
+    ap.add_argument("--every", type=int, default=3, help="--hybrid: every n-th document is held out.")
     args = ap.parse_args()
+    if args.hybrid:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        hybrid(args.data, args.k, args.every)
+        return
     rng = random.Random(13)
     pool = pseudo_words(25000, rng)
     words, unseen = pool[::5], [w for i, w in enumerate(pool) if i % 5]
     docs = make_texts(words, args.docs, args.words, rng)
     big = make_thesaurus(100_000, words, unseen, random.Random(7))
     small = {**big, "descriptors": big["descriptors"][:1000]}
+    mid = {**big, "descriptors": big["descriptors"][:10_000]}
     big_plus = make_thesaurus(100_000, words, unseen, random.Random(7), complete=0.05)
     n_tokens = sum(len(d.title.split()) + len(d.text.split()) for d in docs)
 
     print(f"texts: {len(docs)} documents, {n_tokens} word tokens")
+    stem("warm-up")  # nltk's import is lazy: keep it out of the first build time
     matchers = {}
-    for name, data in (("1k", small), ("100k", big), ("100k+", big_plus)):
+    for name, data in (("1k", small), ("10k", mid), ("100k", big), ("100k+", big_plus)):
         t = time.perf_counter()
         matchers[name] = Matcher(thesaurus_from_dict(data))
         a = matchers[name].automaton
@@ -110,23 +179,35 @@ def main() -> None:
     # pre-normalised token sequences: "matching" = the automaton pass alone
     fields = [ft for d in docs for ft in matchers["1k"].fields(d)]
     seqs = [([t.norm for t in ft.tokens], [t.brk for t in ft.tokens]) for ft in fields]
-    res: dict[str, dict[str, list[float]]] = {}
+    steps = {}
     for name, m in matchers.items():
-        a = m.automaton
-        scan = timed(lambda: [a.longest(w, b) for w, b in seqs], args.repeats)
-        full = timed(lambda: [m.match(d) for d in docs], args.repeats)
         idx = Indexer(m)
-        index = timed(lambda: [idx.index(d) for d in docs], args.repeats)
+        steps[name] = {
+            "scan": lambda a=m.automaton: [a.longest(w, b) for w, b in seqs],
+            "match": lambda m=m: [m.match(d) for d in docs],
+            "index": lambda idx=idx: [idx.index(d) for d in docs],
+        }
+        for fn in steps[name].values():
+            fn()  # warm up (stem caches, lazily filled transitions)
+    res: dict[str, dict[str, list[float]]] = {n: {s: [] for s in ("scan", "match", "index")} for n in matchers}
+    for _ in range(args.repeats):  # interleaved, so that load changes hit every dictionary alike
+        for name in matchers:
+            for step, fn in steps[name].items():
+                res[name][step] += timed(fn, 1)
+    for name, m in matchers.items():
+        scan, full, index = res[name]["scan"], res[name]["match"], res[name]["index"]
         n_matches = sum(len(m.match(d)) for d in docs)
-        res[name] = {"scan": scan, "match": full, "index": index}
         print(f"{name:>6}: matches {n_matches}; automaton pass min {min(scan) * 1e3:.1f} ms, "
               f"median {statistics.median(scan) * 1e3:.1f} ms; normalise+match min {min(full) * 1e3:.1f} ms; "
               f"full indexing {len(docs) / min(index):.0f} docs/s (median {len(docs) / statistics.median(index):.0f})")
-    for big_name in ("100k", "100k+"):
+    for big_name, base in (("100k", "1k"), ("100k+", "1k"), ("100k", "10k")):
         for step in ("scan", "match", "index"):
-            r_min = min(res[big_name][step]) / min(res["1k"][step])
-            r_med = statistics.median(res[big_name][step]) / statistics.median(res["1k"][step])
-            print(f"ratio {big_name}/1k {step:>5}: min {r_min:.2f}, median {r_med:.2f}")
+            r_min = min(res[big_name][step]) / min(res[base][step])
+            r_med = statistics.median(res[big_name][step]) / statistics.median(res[base][step])
+            print(f"ratio {big_name}/{base} {step:>5}: min {r_min:.2f}, median {r_med:.2f}")
+    for name, m in matchers.items():
+        known = sum(w in m.automaton.vocab for ws, _ in seqs for w in ws) / sum(len(ws) for ws, _ in seqs)
+        print(f"{name:>6}: {known:.0%} of the text's words occur in some entry")
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:

@@ -9,7 +9,7 @@ import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -335,3 +335,18 @@ def describe(encoder: Encoder) -> dict[str, Any]:
     return {"device": encoder.device, "precision": encoder.precision, "threads": torch.get_num_threads(),
             "cpu_bf16": bf16, "cpu_bf16_reason": why, "fingerprint": encoder.fingerprint}
 
+
+
+def warm_cache(cache: EmbeddingCache, phrases: Iterable[str], *, chunk: int = 4096) -> CacheStats:
+    """Encode a whole keyphrase vocabulary into the cache (e.g. every keyphrase of an index)."""
+    from .progress import bar
+
+    before = CacheStats(cache.stats.memory_hits, cache.stats.disk_hits, cache.stats.encoded)
+    unique = list(dict.fromkeys(p for p in phrases if p))
+    with bar(total=len(unique), desc="keyphrases", unit="phrase") as pb:
+        for i in range(0, len(unique), chunk):
+            part = unique[i:i + chunk]
+            cache.encode(part)
+            pb.update(len(part))
+    s = cache.stats
+    return CacheStats(s.memory_hits - before.memory_hits, s.disk_hits - before.disk_hits, s.encoded - before.encoded)

@@ -142,7 +142,7 @@ class _KeyphraseLoss(nn.Module):
         self.table = table
         self.scale = scale
 
-    def _layout(self, embeddings: Sequence[Tensor], labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _layout(self, embeddings: Sequence[Tensor], labels: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         if len(embeddings) < 2:
             raise ValueError(f"expected at least 2 embedding columns, got {len(embeddings)}")
         if len(embeddings) - 2 != self.table.n_negatives:
@@ -222,11 +222,11 @@ class _CachedKeyphraseLoss(_cached_base(), _KeyphraseLoss):  # type: ignore[misc
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         """Loss of one batch, by gradient caching."""
-        return self.forward_cached(list(sentence_features), labels)
+        return self.forward_cached(list(sentence_features), labels)  # type: ignore[operator]
 
     def get_config_dict(self) -> dict[str, Any]:
         """Hyper-parameters for the model card."""
-        return {**super().get_config_dict(), "mini_batch_size": self.mini_batch_size}
+        return {**_KeyphraseLoss.get_config_dict(self), "mini_batch_size": self.mini_batch_size}
 
 
 class CachedMaskedMultipleNegativesRankingLoss(_CachedKeyphraseLoss):
@@ -251,8 +251,9 @@ def make_loss(name: str, model: nn.Module, table: PairTable, *, scale: float = 2
         )
 
         if cached:
-            return CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=mini_batch_size)
-        return MultipleNegativesRankingLoss(model, scale=scale)
+            return CachedMultipleNegativesRankingLoss(model, scale=scale,  # type: ignore[arg-type]
+                                                      mini_batch_size=mini_batch_size)
+        return MultipleNegativesRankingLoss(model, scale=scale)  # type: ignore[arg-type]
     classes = {
         "masked-mnr": (MaskedMultipleNegativesRankingLoss, CachedMaskedMultipleNegativesRankingLoss),
         "multilabel-supcon": (MultiLabelSupConLoss, CachedMultiLabelSupConLoss),

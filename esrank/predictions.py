@@ -6,6 +6,7 @@ best first. When reading, items may also be plain strings.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -95,10 +96,13 @@ class PredictionWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.count = 0
+        if str(path) == "-":
+            self._fh: Any = sys.stdout
+            return
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "w", encoding="utf-8")
-        self.count = 0
 
     def write(self, prediction: Prediction) -> None:
         """Append one document's prediction."""
@@ -112,8 +116,11 @@ class PredictionWriter:
         return self.count
 
     def close(self) -> None:
-        """Close the file."""
-        self._fh.close()
+        """Close the file (stdout is only flushed)."""
+        if self._fh is sys.stdout:
+            self._fh.flush()
+        else:
+            self._fh.close()
 
     def __enter__(self) -> "PredictionWriter":
         return self

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Sequence
+from typing import Any, ContextManager, Iterable, Iterator, Sequence
 
 import torch
 
@@ -87,10 +87,11 @@ class Ranker:
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, *, device: str = "auto", precision: str = "auto",
-             threads: int | None = None, batch_size: int | None = None, cache_size: int = 200_000,
-             disk_cache: bool | str | os.PathLike[str] = False) -> "Ranker":
+             threads: int | None = None, batch_size: int | None = None, max_seq_length: int | None = None,
+             cache_size: int = 200_000, disk_cache: bool | str | os.PathLike[str] = False) -> "Ranker":
         """A ranker on a model (default all-MiniLM-L6-v2, offline); ``disk_cache`` True or a directory."""
-        enc = Encoder.load(model, device=device, precision=precision, threads=threads, batch_size=batch_size)
+        enc = Encoder.load(model, device=device, precision=precision, threads=threads, batch_size=batch_size,
+                           max_seq_length=max_seq_length)
         return cls(enc, EmbeddingCache(enc, capacity=cache_size, disk=disk_cache))
 
     def rank_pools(self, documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = 10,
@@ -103,7 +104,7 @@ class Ranker:
             doc_emb = self.encoder.encode([d.full_text for d in documents])
         t1 = time.perf_counter()
         phrases = [c.phrase for p in pools for c in p.candidates]
-        with _stage(tracker, "candidate_encoding", len(phrases)):
+        with _stage(tracker, "candidate_encoding", len(documents)):
             cand_emb = self.cache.encode(phrases)
         t2 = time.perf_counter()
         out: list[Prediction] = []
@@ -153,6 +154,43 @@ def vote_rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool
         stats.candidates += sum(len(p.candidates) for p in pools)
         stats.scoring_s += time.perf_counter() - t0
     return out
+
+
+def rank_corpus(documents: Iterable[Document], backend: Any, ranker: Ranker | None, writer: Any, *, k: int = 5,
+                top_n: int | None = 10, batch_size: int = 64, exclude_self: bool = False, total: int | None = None,
+                tracker: Any = None) -> RankStats:
+    """Retrieve, pool and rank a corpus batch by batch, writing each ``Prediction`` to ``writer``;
+    ``ranker=None`` ranks by neighbour vote. ``exclude_self`` drops a document from its own neighbours."""
+    from .candidates import pool_from_neighbours
+    from .progress import bar
+
+    stats = ranker.stats if ranker is not None else RankStats()
+    with bar(total=total, desc="ranking") as pb:
+        for batch in _batches(documents, batch_size):
+            t = time.perf_counter()
+            with _stage(tracker, "neighbour_retrieval", len(batch)):
+                found = backend.neighbours(batch, k, [{d.id} for d in batch] if exclude_self else None)
+            pools = [pool_from_neighbours(d.id, nbs) for d, nbs in zip(batch, found)]
+            stats.retrieval_s += time.perf_counter() - t
+            if ranker is not None:
+                preds = ranker.rank_pools(batch, pools, top_n, tracker=tracker)
+            else:
+                preds = vote_rank_pools(batch, pools, top_n, stats=stats, tracker=tracker)
+            for p in preds:
+                writer.write(p)
+            pb.update(len(batch))
+    return stats
+
+
+def _batches(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def embedding_agreement(encoder: Encoder, texts: Sequence[str], precision: str) -> float:

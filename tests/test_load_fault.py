@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from esrank.errors import BackendError
 from esrank.loading import load_corpus
 from esrank.retrieval.elastic import ElasticBackend
 from esrank.retrieval.factory import BackendOptions, open_backend
-from servers import ELASTICSEARCH, Server, ServerUnavailable
+from servers import Server
 
 N_DOCS = 3000
 BATCH = 100
@@ -34,44 +32,37 @@ class KillingBackend(ElasticBackend):
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_kill_restart_resume(tmp_path: Path) -> None:
+def test_kill_restart_resume(es_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = es_server.server
+    if server is None:
+        pytest.skip("ESRANK_TEST_ES_URL points to a server this test cannot kill and restart")
+    data = tmp_path / "docs.jsonl"
+    with open(data, "w") as fh:
+        for i in range(N_DOCS):
+            fh.write(json.dumps({"id": f"doc-{i:05d}", "title": f"title {i % 97}",
+                                 "abstract": f"word{i % 13} word{i % 31} text {i}", "keyphrases": [f"kp{i % 7}"]})
+                     + "\n")
+    options = BackendOptions("fault", url=server.url, backend="elasticsearch", max_retries=2, timeout=10)
+    backend = open_backend(options, create=True, overwrite=True)
+    killer = KillingBackend("fault", backend.conn.config, "elasticsearch")  # type: ignore[attr-defined]
+    killer.server = server
     try:
-        server = Server(ELASTICSEARCH, heap="384m").start()
-    except ServerUnavailable as e:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"cannot start elasticsearch: {e}", pytrace=False)
-        pytest.skip(str(e))
-    try:
-        data = tmp_path / "docs.jsonl"
-        with open(data, "w") as fh:
-            for i in range(N_DOCS):
-                fh.write(json.dumps({"id": f"doc-{i:05d}", "title": f"title {i % 97}",
-                                     "abstract": f"word{i % 13} word{i % 31} text {i}", "keyphrases": [f"kp{i % 7}"]})
-                         + "\n")
-        options = BackendOptions("fault", url=server.url, backend="elasticsearch", max_retries=2, timeout=10)
-        backend = open_backend(options, create=True)
-        killer = KillingBackend("fault", backend.conn.config, "elasticsearch")  # type: ignore[attr-defined]
-        killer.server = server
-        t0 = time.monotonic()
         with pytest.raises(BackendError) as err:
             load_corpus(killer, data, batch_size=BATCH)
-        message = err.value.reason
-        assert "cannot reach elasticsearch" in message and "run the same command with --resume" in message
-        assert f"{KILL_AFTER_CHUNKS * BATCH} documents were indexed so far" in message
-
-        print(f"load until failure {time.monotonic() - t0:.1f}s")
-        t0 = time.monotonic()
-        server.start()  # same port, same data directory: the acknowledged documents survived the crash
-        backend = open_backend(options)
-        print(f"restart {time.monotonic() - t0:.1f}s")
-        before = backend.count()
-        assert before == KILL_AFTER_CHUNKS * BATCH
-        report = load_corpus(backend, data, batch_size=BATCH, resume=True)
-        assert report.already_present == before
-        assert report.indexed == report.created == N_DOCS - before and not report.failed
-        assert report.balanced and report.count_after == N_DOCS == backend.count()
-        ids = [f"doc-{i:05d}" for i in range(N_DOCS)]
-        assert backend.ids_present(ids) == set(ids)  # nothing lost; with count == N, nothing duplicated
-        backend.close()
     finally:
-        server.cleanup()
+        if not server.healthy():
+            server.start()  # same port, same data directory: acknowledged documents survive the crash
+    message = err.value.reason
+    assert "cannot reach elasticsearch" in message and "run the same command with --resume" in message
+    assert f"{KILL_AFTER_CHUNKS * BATCH} documents were indexed so far" in message
+
+    backend = open_backend(options)
+    before = backend.count()
+    assert before == KILL_AFTER_CHUNKS * BATCH
+    report = load_corpus(backend, data, batch_size=BATCH, resume=True)
+    assert report.already_present == before
+    assert report.indexed == report.created == N_DOCS - before and not report.failed
+    assert report.balanced and report.count_after == N_DOCS == backend.count()
+    ids = [f"doc-{i:05d}" for i in range(N_DOCS)]
+    assert backend.ids_present(ids) == set(ids)  # nothing lost; with count == N, nothing duplicated
+    backend.close()

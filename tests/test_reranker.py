@@ -20,6 +20,7 @@ from esrank.encoder import (  # noqa: E402
     cpu_bf16_support,
     load_model,
     resolve_model,
+    warm_cache,
 )
 from esrank.errors import ConfigError  # noqa: E402
 from esrank.reranker import Ranker, RankStats, embedding_agreement, rank_pools, vote_rank_pools  # noqa: E402
@@ -88,7 +89,8 @@ def test_tracker_stages(encoder):
     tracker = _Tracker()
     pool = _pool("q1", [(1.0, ["MRI", "deep learning"])])
     Ranker(encoder).rank_pools([DOC], [pool], tracker=tracker)
-    assert tracker.calls == [("document_encoding", 1), ("candidate_encoding", 2), ("candidate_ranking", 1)]
+    # items are documents in every stage, so that the cost per document can be computed
+    assert tracker.calls == [("document_encoding", 1), ("candidate_encoding", 1), ("candidate_ranking", 1)]
 
 
 def test_cache_never_reencodes(encoder):
@@ -130,6 +132,11 @@ def test_disk_cache_reloads(encoder, tmp_path):
     assert torch.equal(v2[0], v1[1]) and torch.equal(v2[1], v1[0])
     assert len(second.store) == 3
     second.close()
+    # Pre-computing a vocabulary: only phrases not stored yet reach the model.
+    third = EmbeddingCache(encoder, disk=tmp_path)
+    s = warm_cache(third, ["MRI", "", "segmentation", "MRI", "new phrase"], chunk=2)
+    assert (s.memory_hits, s.disk_hits, s.encoded) == (0, 2, 1) and len(third.store) == 4
+    third.close()
 
 
 def test_fingerprint_changes_with_weights(encoder):
@@ -182,3 +189,32 @@ def test_bf16_embeddings_agree_with_fp32(encoder):
         pytest.skip(f"this CPU has no native bf16 ({why})")
     texts = [DOC.full_text, DOC2.full_text, "MRI", "brain tumour", "revenue management", "keyphrase extraction"]
     assert embedding_agreement(encoder, texts, "bf16") >= 0.999
+
+
+def test_rank_corpus_on_embedded_index(encoder, tmp_path):
+    from esrank.corpus import read_documents, sample_corpus_path
+    from esrank.predictions import PredictionWriter, read_predictions
+    from esrank.reranker import rank_corpus
+    from esrank.retrieval.embedded import EmbeddedBackend
+
+    docs = list(read_documents(sample_corpus_path()))
+    train, test = docs[:-4], docs[-4:]
+    backend = EmbeddedBackend("t", tmp_path / "idx")
+    backend.create(overwrite=True)
+    backend.bulk_add(train)
+    ranker = Ranker(encoder)
+    tracker = _Tracker()
+    with PredictionWriter(tmp_path / "p.jsonl") as w:
+        stats = rank_corpus(test, backend, ranker, w, k=3, top_n=5, batch_size=3, tracker=tracker)
+    with PredictionWriter(tmp_path / "v.jsonl") as w:
+        vstats = rank_corpus(test, backend, None, w, k=3, top_n=5, batch_size=3)
+    backend.close()
+    preds, votes = list(read_predictions(tmp_path / "p.jsonl")), list(read_predictions(tmp_path / "v.jsonl"))
+    assert [p.id for p in preds] == [d.id for d in test] == [p.id for p in votes]
+    assert all(1 <= len(p.keyphrases) <= 5 for p in preds + votes)
+    assert stats.documents == 4 and stats.retrieval_s > 0 and vstats.documents == 4
+    # Same pools, two orders: every phrase either ranker returns comes from the same candidate pool.
+    assert stats.candidates == vstats.candidates
+    assert [c[0] for c in tracker.calls] == ["neighbour_retrieval", "document_encoding", "candidate_encoding",
+                                            "candidate_ranking"] * 2
+    assert [c[1] for c in tracker.calls] == [3, 3, 3, 3, 1, 1, 1, 1]

@@ -190,3 +190,30 @@ def test_evaluate_counts_missing_documents_and_reads_plain_predictions(tmp_path:
     gold.write_text('{"id": "a", "pairs": [["D8"]]}\n', encoding="utf-8")
     with pytest.raises(InputError, match=":1: 'descriptors'"):
         evaluate_indexing(gold, pred)
+
+
+def test_cli_keyphrase_vocabulary_and_collection_frequencies(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "1", "title": "Neural networks for parsing", "abstract": "We parse with neural networks.",
+         "keyphrases": ["neural networks", "parsing"]},
+        {"id": "2", "title": "Parsing trees", "abstract": "A neural network parses.", "keyphrases": ["Neural network"]},
+        {"id": "3", "title": "Weather", "abstract": "Rain and parsing.", "keyphrases": []},
+    ]) + "\n", encoding="utf-8")
+    th = tmp_path / "kv.json"
+    code, _, err = run("vocab", "from-keyphrases", "--data", str(corpus), "--out", str(th))
+    assert code == 0 and "2 descriptors" in err, err
+    labels = {d["label"]: d.get("synonyms", []) for d in json.loads(th.read_text())["descriptors"]}
+    assert labels == {"Neural network": ["neural networks"], "parsing": []}  # a tie: sorted spellings decide
+    out = tmp_path / "o.jsonl"
+    code, _, err = run("vocab", "index", "-t", str(th), "--data", str(corpus), "--out", str(out),
+                       "--collection", str(corpus), "--fields", "text=1")
+    assert code == 0, err
+    preds = {p.id: p for p in read_predictions(out)}
+    # text only: doc 1 mentions both once; "parsing" is in 3 of 3 texts (parse, parses, parsing all stem to pars)
+    # so its idf is lower than that of "neural networks" (2 of 3)
+    assert preds["1"].phrases[:2] == ["Neural network", "parsing"]
+    assert preds["3"].phrases == ["parsing"]
+    code, _, err = run("vocab", "index", "-t", str(th), "--data", str(corpus), "--out", str(out),
+                       "--collection", str(corpus), "--df", str(tmp_path / "df.json"))
+    assert code == 2 and "either as a file or as a collection" in err

@@ -71,6 +71,10 @@ def test_automaton_failure_links_find_entries_inside_other_prefixes() -> None:
                                      (3, 5, a.scan(["x", "y"])[0][2])]
     assert [(s, e, a.payloads[n]) for s, e, n in a.longest(words)] == [(1, 3, (2,)), (3, 5, (4,))]
     assert a.longest(["a", "b", "c", "d"])[0][:2] == (0, 4)
+    b = Automaton([(("a", "b"), 1), (("b", "c", "d"), 2), (("d", "e"), 3), (("e", "f"), 4)])
+    # the longest wins an overlap even when it starts later; equally long: the leftmost
+    assert [b.payloads[n] for _, _, n in b.longest(["a", "b", "c", "d", "e", "f"])] == [(2,), (4,)]
+    assert [b.payloads[n] for _, _, n in b.longest(["d", "e", "f"])] == [(3,)]
     assert a.scan(["b", "zzz", "c"]) == [(2, 3, a.scan(["c"])[0][2])]  # unknown word resets the state
     assert a.scan(["b", "c"], [False, True]) == [(1, 2, a.scan(["c"])[0][2])]  # a break splits "b c"
 
@@ -110,3 +114,12 @@ def test_vocabulary_candidates_join_a_candidate_pool(en: Matcher) -> None:
     add_candidates(pool, labels, "vocabulary")
     assert [(c.phrase, c.sources) for c in pool.candidates] == [
         ("hypertension", ("neighbours", "vocabulary")), ("Diabetes Mellitus, Type 2", ("vocabulary",))]
+
+
+def test_candidate_source_for_ranking() -> None:
+    from esrank.vocabulary.candidates import candidate_source
+
+    source = candidate_source(DATA / "thesaurus_fr.json", lang="fr")
+    assert source(Document("d", "Les personnes âgées", "et le diabète de type 1.")) == ["sujet âgé", "diabète de type 1"]
+    with pytest.raises(ConfigError, match="need a thesaurus"):
+        candidate_source(None)

@@ -104,3 +104,30 @@ def test_vocabulary_from_keyphrases_merges_spellings_by_stem() -> None:
     assert len(thesaurus_from_keyphrases([["a b", "a b"], ["c"]], min_count=2).descriptors) == 1
     with pytest.raises(InputError, match="no keyphrases"):
         thesaurus_from_keyphrases([[], []])
+
+
+def test_skos_turtle_reader(tmp_path: Path) -> None:
+    ttl = DATA / "vocabulary" / "thesaurus_fr.ttl"
+    th = load_thesaurus(ttl, "fr")
+    assert set(th.descriptors) == {"diabete", "diabete1", "age", "population"}
+    d = th.descriptors["diabete"]
+    assert (d.label, d.synonyms) == ("diabète", ["diabète sucré"])  # the English labels are left out
+    assert th.descriptors["diabete1"].broader == ["diabete"]  # from skos:narrower
+    assert th.descriptors["age"].synonyms == ['personne "âgée"'] and th.descriptors["age"].broader == ["population"]
+    assert th.descriptors["population"].label == "population"  # untagged literal
+    en = load_thesaurus(ttl, "en")
+    assert en.descriptors["diabete"].label == "diabetes" and en.descriptors["diabete"].synonyms == []
+    assert en.descriptors["diabete1"].label == "diabète de type 1"  # no English label: any language
+    bad = tmp_path / "bad.ttl"
+    bad.write_text("@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n"
+                   "<x> a skos:Concept ;\n  skos:prefLabel \"x\" ;\n  skos:broader <y> .\n", encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        load_thesaurus(bad)
+    assert e.value.one_line() == f"{bad}: descriptor 'x': broader 'y' is not a descriptor id"
+    bad.write_text("<x> a ex:Concept .\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"bad.ttl:1: unknown prefix 'ex'"):
+        load_thesaurus(bad)
+    bad.write_text("@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n\n<x> skos:broader [ <y> <z> ] .\n",
+                   encoding="utf-8")
+    with pytest.raises(InputError, match=r"bad.ttl:3: unexpected '\['"):
+        load_thesaurus(bad)

@@ -10,7 +10,7 @@ from ..corpus import Document
 from ..errors import ConfigError
 from ..predictions import Prediction, PredictionWriter
 from .. import progress
-from .bart_data import KEYPHRASE_SEP, Beam, format_source, merge_beams, split_ids
+from .bart_data import Beam, format_source, merge_beams, split_ids
 from .bart_model import BartMeta, keyphrase_sep_id, load_model, load_tokenizer, max_source_tokens, \
     quiet_transformers, source_separator
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from torch.utils.data import Dataset
+
 from ..corpus import Document
 from ..errors import ConfigError, InputError
 from .. import progress
@@ -97,7 +99,7 @@ def encode_documents(docs: Iterable[Document], tokenizer: Any, max_source_length
     return EncodedSet(feats, skipped)
 
 
-class _ListDataset:
+class _ListDataset(Dataset):  # type: ignore[type-arg]
     """A map-style dataset over a list of feature dicts (what the Trainer's DataLoader needs)."""
 
     def __init__(self, items: list[dict[str, list[int]]]) -> None:
@@ -144,6 +146,7 @@ def train_bart(train_docs: Iterable[Document], config: BartTrainConfig,
         resume_from = _last_checkpoint(out)
         if resume_from is None:
             raise ConfigError(f"--resume: no checkpoint in {out / CHECKPOINT_DIR}")
+        log.info("resuming from %s", resume_from)
     use_cpu = _use_cpu(config.device)
     set_seed(config.seed)
     quiet_transformers()
@@ -158,9 +161,7 @@ def train_bart(train_docs: Iterable[Document], config: BartTrainConfig,
     dev = encode_documents(dev_docs, tokenizer, src_len, tgt_len) if dev_docs is not None else None
     has_dev = dev is not None and bool(dev.features)
 
-    import torch
-
-    fp16 = not use_cpu and torch.cuda.is_available()
+    fp16 = not use_cpu  # fp16 mixed precision on GPU only
     steps_per_epoch = math.ceil(len(train.features) / (config.batch_size * config.grad_accum))
     args = Seq2SeqTrainingArguments(
         output_dir=str(out / CHECKPOINT_DIR),

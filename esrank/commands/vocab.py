@@ -68,12 +68,15 @@ def index_cmd(thesaurus: str, data: str, out: str, lang: str | None, df_path: st
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="The collection (corpus file).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Document frequencies JSON to write.")
 @_lang
+@click.option("--fields", "field_spec", envvar="ESRANK_VOCAB_FIELDS", default="title=2,text=1", show_default=True,
+              help="Fields to match (as for 'vocab index'; the weights are not used here).")
 @input_options
-def df_cmd(thesaurus: str, data: str, out: str, lang: str | None, **kw: Any) -> None:
+def df_cmd(thesaurus: str, data: str, out: str, lang: str | None, field_spec: str, **kw: Any) -> None:
     """Count, for each descriptor, the documents of a collection that mention it (for tf-idf)."""
     from ..corpus import ReadStats, RejectSink, read_documents
     from ..vocabulary.automaton import Matcher
     from ..vocabulary.collection import DocumentFrequencies
+    from ..vocabulary.indexer import IndexConfig
     from ..vocabulary.thesaurus import load_thesaurus
 
     fmt, on_error, rejects = kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects")
@@ -81,7 +84,8 @@ def df_cmd(thesaurus: str, data: str, out: str, lang: str | None, **kw: Any) -> 
     stats = ReadStats()
     with RejectSink(rejects) as sink:
         docs = read_documents(data, fields=fields, fmt=fmt, on_error=on_error, rejects=sink, stats=stats)
-        freqs = DocumentFrequencies.from_documents(docs, Matcher(load_thesaurus(thesaurus), lang))
+        freqs = DocumentFrequencies.from_documents(docs, Matcher(load_thesaurus(thesaurus, lang)),
+                                                   list(IndexConfig.parse_weights(field_spec)))
     freqs.save(out)
     echo_err(f"vocab df: {stats.summary()}; {len(freqs.counts)} descriptors seen in {freqs.n_docs} documents")
 

@@ -75,7 +75,8 @@ class ElasticBackend:
         if not self.exists():
             raise BackendError(f"index '{self.index}' does not exist on {self.conn.config.url} (run esrank load)")
         resp = body(self.conn.call("read mapping", lambda: self.conn.client.indices.get_mapping(index=self.index)))
-        meta = next(iter(resp.values()), {}).get("mappings", {}).get("_meta", {})
+        first: dict[str, Any] = next(iter(resp.values()), {})
+        meta = first.get("mappings", {}).get("_meta", {})
         self.mapping_name = meta.get("esrank_mapping")
         if self.mapping_name is None:
             log.warning("index '%s' was not created by esrank: its analyzers and BM25 settings may differ",

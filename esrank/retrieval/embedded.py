@@ -3,7 +3,7 @@
 Layout of an index directory::
 
     documents.jsonl   append-only log of the loaded documents (id, title, text, keyphrases); last version wins
-    index/            the bm25s matrices and the tokenizer vocabulary
+    index/            the BM25 weight matrix and the term vocabulary (bm25s format)
     manifest.json     parameters, the number of log lines the index was built from, the document count
 
 Adding documents appends them to the log (flushed and fsync'ed per batch, so an interrupted load loses
@@ -18,11 +18,12 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..corpus import Document
 from ..errors import BackendError, ConfigError
 from .base import BulkResult, Neighbour
+from .bm25_index import Analyzer, bm25_matrix, top_k
 from .mappings import EMBEDDED, load_mapping
 from .query import DEFAULT_MAX_TERMS, query_text
 
@@ -46,14 +47,13 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self, index: str, path: str | Path | None = None, *, max_query_terms: int = DEFAULT_MAX_TERMS,
-                 n_threads: int = 0) -> None:
+    def __init__(self, index: str, path: str | Path | None = None, *,
+                 max_query_terms: int = DEFAULT_MAX_TERMS) -> None:
         if not index or "/" in index or index.startswith("."):
             raise ConfigError(f"invalid index name {index!r}")
         self.index = index
         self.path = Path(path) if path is not None else default_index_path(index)
         self.max_query_terms = max_query_terms
-        self.n_threads = n_threads
         conf = load_mapping(EMBEDDED)
         self.k1 = float(conf["bm25"]["k1"])
         self.b = float(conf["bm25"]["b"])
@@ -65,8 +65,8 @@ class EmbeddedBackend:
         self._rows: list[tuple[str, tuple[str, ...]]] = []  # index row → (id, keyphrases)
         self._ids: dict[str, int] = {}
         self._log_lines = 0
-        self._retriever = None
-        self._tokenizer = None
+        self._retriever: Any = None  # bm25s.BM25
+        self._analyzer: Analyzer | None = None
         self._opened = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ class EmbeddedBackend:
     def close(self) -> None:
         """Nothing to release: every write is flushed when it happens."""
         self._retriever = None
-        self._tokenizer = None
+        self._analyzer = None
         self._opened = False
 
     # -- reading ---------------------------------------------------------------------------------
@@ -125,23 +125,19 @@ class EmbeddedBackend:
         if exclude_ids is not None and len(exclude_ids) != len(documents):
             raise ValueError("exclude_ids must have one set per document")
         out: list[list[Neighbour]] = [[] for _ in documents]
-        if not self._rows or k <= 0:
+        if not self._rows or k <= 0 or self._analyzer is None or self._retriever is None:
             return out
-        texts = [query_text(d, self.max_query_terms) for d in documents]
-        tokens = self._tokenizer.tokenize(texts, update_vocab=False, return_as="ids", show_progress=False)
+        tokens = [self._analyzer.query_term_ids(query_text(d, self.max_query_terms)) for d in documents]
         todo = [i for i, t in enumerate(tokens) if t]
         if not todo:
             return out
-        extra = max((len(exclude_ids[i]) for i in todo), default=0) if exclude_ids else 0
-        kk = min(k + extra, len(self._rows))
-        docs_idx, scores = self._retriever.retrieve([tokens[i] for i in todo], k=kk, show_progress=False,
-                                                    n_threads=self.n_threads)
-        for row, i in enumerate(todo):
+        sc = self._retriever.scores
+        data, indices, indptr, n_docs = sc["data"], sc["indices"], sc["indptr"], int(sc["num_docs"])
+        for i in todo:
             excl = exclude_ids[i] if exclude_ids else set()
+            docs_idx, scores = top_k(data, indices, indptr, n_docs, tokens[i], k + len(excl))
             rank = 0
-            for j, score in zip(docs_idx[row], scores[row]):
-                if score <= 0.0:
-                    break
+            for j, score in zip(docs_idx, scores):
                 doc_id, kps = self._rows[int(j)]
                 if doc_id in excl:
                     continue
@@ -217,13 +213,6 @@ class EmbeddedBackend:
         self._rows = list(latest.items())
         self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
 
-    def _make_tokenizer(self):  # type: ignore[no-untyped-def]
-        import Stemmer
-        from bm25s.tokenization import Tokenizer
-
-        return Tokenizer(lower=True, stopwords=self.stopwords,
-                         stemmer=Stemmer.Stemmer(self.stemmer_language).stemWord)
-
     def _rebuild(self) -> None:
         """Rebuild the BM25 matrices from the log (compacting it when ids were replaced)."""
         import bm25s
@@ -246,20 +235,21 @@ class EmbeddedBackend:
         self._rows = [(i, tuple(r.get("keyphrases") or ())) for i, r in latest.items()]
         self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
         self._log_lines = n
-        tokenizer = self._make_tokenizer()
-        texts = [f"{r.get('title', '')} {r.get('text', '')}" for r in latest.values()]
+        analyzer = Analyzer(self.stemmer_language, self.stopwords)
+        terms, doc_of, n_docs = analyzer.corpus_terms(f"{r.get('title', '')} {r.get('text', '')}"
+                                                      for r in latest.values())
         del latest
+        data, indices, indptr = bm25_matrix(terms, doc_of, n_docs, len(analyzer.vocab), self.k1, self.b)
+        del terms, doc_of
         retriever = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
-        if texts:
-            ids = tokenizer.tokenize(texts, update_vocab=True, return_as="tuple", show_progress=False)
-            retriever.index(ids, show_progress=False)
+        retriever.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": len(self._rows)}
+        retriever.vocab_dict = analyzer.vocab
+        retriever.unique_token_ids_set = set(analyzer.vocab.values())
+        retriever.nonoccurrence_array = None  # only bm25l and bm25+ use it
         index_dir = self.path / "index"
         tmp_dir = self.path / "index.tmp"
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        tmp_dir.mkdir()
-        if texts:
-            retriever.save(tmp_dir, show_progress=False)
-        tokenizer.save_vocab(tmp_dir)
+        retriever.save(tmp_dir, show_progress=False)
         shutil.rmtree(index_dir, ignore_errors=True)
         os.replace(tmp_dir, index_dir)
         manifest = {"format": FORMAT_VERSION, "index": self.index, "documents": len(self._rows),
@@ -268,18 +258,14 @@ class EmbeddedBackend:
         tmp = self.path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=1))
         os.replace(tmp, self.path / MANIFEST)
-        self._retriever = retriever if texts else None
-        self._tokenizer = tokenizer
+        self._retriever = retriever
+        self._analyzer = analyzer
         self._opened = True
 
     def _load_matrices(self) -> None:
         import bm25s
 
-        index_dir = self.path / "index"
-        self._tokenizer = self._make_tokenizer()
-        self._tokenizer.load_vocab(index_dir)
-        if self._rows:
-            self._retriever = bm25s.BM25.load(index_dir, show_progress=False, verbosity=0)
-        else:
-            self._retriever = None
+        retriever = bm25s.BM25.load(self.path / "index", show_progress=False, verbosity=0)
+        self._retriever = retriever
+        self._analyzer = Analyzer(self.stemmer_language, self.stopwords, vocab=retriever.vocab_dict)
         self._opened = True

@@ -1,0 +1,1 @@
+"""Controlled-vocabulary (thesaurus, MeSH-style) indexing: matching, scoring, pairs, cut-off, evaluation."""

@@ -2,13 +2,13 @@
 
 Every label and synonym of a thesaurus is one path in a token trie; failure links make the scan
 of a document a single left-to-right pass whose cost depends on the text length, not on the
-number of entries. Overlapping matches are resolved leftmost-longest (the longest wins).
+number of entries. Of overlapping matches the longest wins (the leftmost among equally long ones).
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Sequence
+from typing import Hashable, Iterable, Sequence, cast
 
 from ..corpus import Document
 from .normalise import Normaliser, Token
@@ -62,6 +62,11 @@ class Automaton:
         for node, ch in enumerate(children):
             for t, child in ch.items():
                 self.goto[node * self._stride + t] = child
+        # the full transition function, filled lazily: goto edges plus failure-link walks met in texts
+        self._delta: dict[int, int] = dict(self.goto)
+        self.delta_cap = len(self.goto) + 500_000
+        # a word that no entry starts with leads from the root back to the root
+        self._starts = frozenset(children[0])
 
     @property
     def n_nodes(self) -> int:
@@ -70,8 +75,8 @@ class Automaton:
 
     def scan(self, words: Sequence[str], breaks: Sequence[bool] | None = None) -> list[tuple[int, int, int]]:
         """All entry occurrences as (start, end-exclusive, node); a break before a word resets the state."""
-        vocab, goto, fail, stride = self.vocab, self.goto, self.fail, self._stride
-        payloads, out_link, depth = self.payloads, self.out_link, self.depth
+        vocab, goto, delta, fail, stride = self.vocab, self.goto, self._delta, self.fail, self._stride
+        payloads, out_link, depth, starts = self.payloads, self.out_link, self.depth, self._starts
         found: list[tuple[int, int, int]] = []
         state = 0
         for i, w in enumerate(words):
@@ -81,11 +86,22 @@ class Automaton:
                 continue
             if breaks is not None and breaks[i]:
                 state = 0
-            nxt = goto.get(state * stride + t)
-            while nxt is None and state:
-                state = fail[state]
-                nxt = goto.get(state * stride + t)
-            state = nxt or 0
+            if not state:
+                if t not in starts:
+                    continue
+                state = goto[t]
+            else:
+                key = state * stride + t
+                nxt = delta.get(key)
+                if nxt is None:  # walk the failure links once, remember the result
+                    s = state
+                    while nxt is None and s:
+                        s = fail[s]
+                        nxt = goto.get(s * stride + t)
+                    nxt = nxt or 0
+                    if len(delta) < self.delta_cap:
+                        delta[key] = nxt
+                state = nxt
             node = state if payloads[state] else out_link[state]
             while node:
                 found.append((i + 1 - depth[node], i + 1, node))
@@ -93,14 +109,18 @@ class Automaton:
         return found
 
     def longest(self, words: Sequence[str], breaks: Sequence[bool] | None = None) -> list[tuple[int, int, int]]:
-        """Non-overlapping occurrences, leftmost first and longest among those starting together."""
-        found = sorted(self.scan(words, breaks), key=lambda m: (m[0], -(m[1] - m[0])))
+        """Non-overlapping occurrences in text order: the longest wins an overlap, then the leftmost."""
+        found = self.scan(words, breaks)
+        if len(found) < 2:
+            return found
+        found.sort(key=lambda m: (m[0] - m[1], m[0]))
+        taken = bytearray(len(words))
         kept: list[tuple[int, int, int]] = []
-        end = 0
         for m in found:
-            if m[0] >= end:
+            if not any(taken[m[0]:m[1]]):
                 kept.append(m)
-                end = m[1]
+                taken[m[0]:m[1]] = b"\x01" * (m[1] - m[0])
+        kept.sort()
         return kept
 
 
@@ -171,7 +191,8 @@ class Matcher:
         out: list[Match] = []
         for start, end, node in self.automaton.longest(words, breaks):
             first, last = ft.tokens[start], ft.tokens[end - 1]
-            for kind, cid in self.automaton.payloads[node]:  # type: ignore[misc]
+            for payload in self.automaton.payloads[node]:
+                kind, cid = cast("tuple[str, str]", payload)
                 out.append(Match(kind, cid, ft.name, ft.first_sentence + first.sentence, start, end,
                                  first.start, last.end, ft.text[first.start:last.end]))
         return out

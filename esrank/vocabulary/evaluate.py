@@ -65,7 +65,7 @@ def read_gold(path: str | Path) -> Iterator[GoldRecord]:
             if not isinstance(rec, dict) or "id" not in rec:
                 raise InputError("a gold record needs an 'id'", source=str(path), line=lineno)
             descs, pairs = rec.get("descriptors", []), rec.get("pairs", [])
-            kps = rec.get("keyphrases", rec.get("keywords", []))
+            kps: Any = rec.get("keyphrases", rec.get("keywords", []))
             ok = (isinstance(descs, list) and all(isinstance(d, str) for d in descs)
                   and isinstance(pairs, list) and isinstance(kps, list) and all(isinstance(k, str) for k in kps)
                   and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs))
@@ -73,7 +73,7 @@ def read_gold(path: str | Path) -> Iterator[GoldRecord]:
                 raise InputError("'descriptors' and 'keyphrases' must be lists of strings and 'pairs' a list of "
                                  "[descriptor, qualifier] lists", source=str(path), line=lineno)
             g = GoldRecord(str(rec["id"]), list(descs), [(p[0], p[1]) for p in pairs])
-            for k in kps:
+            for k in kps or ():
                 d, q = _split_heading(k)
                 if q is None:
                     g.descriptors.append(d)

@@ -139,7 +139,7 @@ class Indexer:
                                              cfg.major_ratio), evidence.get(d, []))))
         for (d, q), s in pair_scores.items():
             ev = pairs.pairs[(d, q)]
-            spans = [_span(m, next(iter(sorted(ev.via)))) for m in ev.matches]
+            spans = [_span(m, via) for m, via in zip(ev.matches, ev.sources)]
             phrase = f"{th.descriptors[d].label}/{th.qualifiers[q].label}"
             items.append((d in kept, IndexTerm(phrase, s, None, d, q, d in kept and is_major(s, top, cfg.major_ratio),
                                              spans)))
@@ -192,7 +192,7 @@ def build_indexer(thesaurus: str | Path, *, language: str | None = None, config:
     """An indexer from files: thesaurus, and optionally document frequencies (file or corpus) and pair history."""
     from .thesaurus import load_thesaurus
 
-    matcher = Matcher(load_thesaurus(thesaurus), language)
+    matcher = Matcher(load_thesaurus(thesaurus, language))
     config = config or IndexConfig()
     freqs = None
     if df_path is not None and collection is not None:

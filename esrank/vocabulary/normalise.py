@@ -75,12 +75,14 @@ class Normaliser:
             text = _FR_ELISION.sub(lambda m: " " * len(m.group()), text)
         out: list[Token] = []
         pos, sentence, brk = 0, 0, False
+        cache, word, english = self._cache, self.word, self.language == "en"
         for tok in tokenize(text):
             at = text.find(tok, pos)
             if at < 0:  # a tokeniser that rewrites tokens (nltk quotes): keep going without spans
                 at = pos
             pos = at + len(tok)
-            if not is_word(tok):
+            first = tok[0]
+            if not (first.isalnum() or first == "_" or is_word(tok)):
                 if tok in _SENTENCE_END:
                     if out and out[-1].sentence == sentence:
                         sentence += 1
@@ -88,14 +90,19 @@ class Normaliser:
                 elif tok in SEPARATORS:
                     brk = True
                 continue
-            if tok.startswith("'"):
-                if self.language == "en":
+            if first == "'":
+                if english:
                     continue  # clitic: "Alzheimer's disease" = "Alzheimer disease"
                 tok, at = tok[1:], at + 1
+            if "-" not in tok:
+                norm = cache.get(tok) or word(tok)
+                out.append(Token(norm, at, at + len(tok), sentence, brk))
+                brk = False
+                continue
             offset = at
             for part in tok.split("-"):
                 if part:
-                    out.append(Token(self.word(part), offset, offset + len(part), sentence, brk))
+                    out.append(Token(word(part), offset, offset + len(part), sentence, brk))
                     brk = False
                 offset += len(part) + 1
         return out

@@ -94,7 +94,12 @@ class PairEvidence:
 
     support: float = 0.0
     matches: list[Match] = field(default_factory=list)
-    via: set[str] = field(default_factory=set)  # "sentence", "isolated", "rule"
+    sources: list[str] = field(default_factory=list)  # per match: "sentence", "isolated" or "rule"
+
+    @property
+    def via(self) -> set[str]:
+        """The ways this pair was found."""
+        return set(self.sources)
 
 
 @dataclass
@@ -135,7 +140,7 @@ def form_pairs(matches: Sequence[Match], descriptor_scores: Mapping[str, float],
         ev = out.setdefault((did, qid), PairEvidence())
         ev.support += float(weights.get(m.field, 1.0))
         ev.matches.append(m)
-        ev.via.add(via)
+        ev.sources.append(via)
 
     for m in matches:
         if m.kind != "Q":

@@ -281,15 +281,16 @@ def _build(data: Any) -> Thesaurus:
     return Thesaurus(descriptors, qualifiers, pairs, rules, language, name if isinstance(name, str) else "")
 
 
-def load_thesaurus(path: str | Path) -> Thesaurus:
+def load_thesaurus(path: str | Path, language: str | None = None) -> Thesaurus:
     """Read and validate a JSON thesaurus file (``.ttl`` files go through the small SKOS reader)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", source=str(path))
     if path.suffix.lower() == ".ttl":
+        from .normalise import language_code
         from .skos import read_skos
 
-        return read_skos(path)
+        return read_skos(path, language_code(language or "en"))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
@@ -297,9 +298,12 @@ def load_thesaurus(path: str | Path) -> Thesaurus:
     except json.JSONDecodeError as e:
         raise InputError(f"malformed JSON: {e.msg} (column {e.colno})", source=str(path), line=e.lineno) from None
     try:
-        return _build(data)
+        th = _build(data)
     except _Problem as e:
         raise InputError(str(e), source=str(path)) from None
+    if language:
+        th.language = language
+    return th
 
 
 def thesaurus_from_keyphrases(keyphrase_lists: Iterable[Iterable[str]], *, language: str = "en",

@@ -1,0 +1,105 @@
+"""Ranking benchmark: end-to-end docs/s of retrieval → candidate pools → bi-encoder ranking, fp32 vs bf16.
+
+    python3 bench/bench_ranking.py [--index-size 20000] [--queries 256] [--threads 2] [--repeat 3]
+
+An embedded (bm25s) index of generated kp20k-like documents (bench/common.synthetic_corpus) is built in a
+temporary directory; held-out generated documents are ranked with k=5 neighbours by all-MiniLM-L6-v2
+(the packaged model), once per precision per round, rounds interleaved so that machine noise hits both.
+Each round starts with an empty keyphrase cache. Prints the figures as Markdown, plus the bf16 : fp32
+embedding agreement (smallest cosine over the ranked documents' texts).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from bench.common import machine_facts, synthetic_corpus  # noqa: E402
+from esrank.candidates import pool_from_neighbours  # noqa: E402
+from esrank.encoder import EmbeddingCache, Encoder, cpu_bf16_support  # noqa: E402
+from esrank.reranker import Ranker, RankStats, embedding_agreement, vote_rank_pools  # noqa: E402
+from esrank.retrieval.embedded import EmbeddedBackend  # noqa: E402
+
+
+def run_once(backend: EmbeddedBackend, queries, encoder: Encoder, batch: int) -> RankStats:
+    """Rank all queries in batches; returns the stats with retrieval time filled in."""
+    ranker = Ranker(encoder, EmbeddingCache(encoder))
+    for i in range(0, len(queries), batch):
+        docs = queries[i:i + batch]
+        t = time.perf_counter()
+        nbs = backend.neighbours(docs, 5)
+        pools = [pool_from_neighbours(d.id, n) for d, n in zip(docs, nbs)]
+        ranker.stats.retrieval_s += time.perf_counter() - t
+        ranker.rank_pools(docs, pools, top_n=10)
+    return ranker.stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--index-size", type=int, default=20000)
+    ap.add_argument("--queries", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=64, help="documents per retrieval + ranking call")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    corpus = synthetic_corpus(args.index_size + args.queries, seed=1)
+    train, queries = corpus[:args.index_size], corpus[args.index_size:]
+    bf16, why = cpu_bf16_support()
+    print(f"machine: {machine_facts()}; torch threads {args.threads}; CPU bf16: {bf16} ({why})")
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = EmbeddedBackend("bench", Path(tmp) / "idx", n_threads=1)
+        backend.create(overwrite=True)
+        t = time.perf_counter()
+        backend.bulk_add(train)
+        print(f"indexed {len(train)} documents in {time.perf_counter() - t:.1f}s")
+        base = Encoder.load(device="cpu", precision="fp32", threads=args.threads)
+        encoders = {"fp32": base}
+        if bf16:
+            encoders["bf16"] = Encoder(base.model, "cpu", "bf16", base.batch_size)
+        run_once(backend, queries[:8], base, 8)  # warm-up (first-call allocations)
+        results: dict[str, list[RankStats]] = {p: [] for p in encoders}
+        for _ in range(args.repeat):
+            for prec, enc in encoders.items():
+                results[prec].append(run_once(backend, queries, enc, args.batch))
+        vote = RankStats()
+        t = time.perf_counter()
+        for i in range(0, len(queries), args.batch):
+            docs = queries[i:i + args.batch]
+            pools = [pool_from_neighbours(d.id, n) for d, n in zip(docs, backend.neighbours(docs, 5))]
+            vote_rank_pools(docs, pools, stats=vote)
+        vote_s = time.perf_counter() - t
+        backend.close()
+    print(f"\n{len(queries)} query documents, k=5, batches of {args.batch}, {args.repeat} interleaved rounds\n")
+    print("| precision | docs/s min | docs/s median | retrieval | doc encoding | candidate encoding | scoring "
+          "| candidates/doc | cache hit rate |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    medians = {}
+    for prec, runs in results.items():
+        rates = [s.documents / s.total_s for s in runs]
+        med = sorted(runs, key=lambda s: s.total_s)[len(runs) // 2]
+        medians[prec] = statistics.median(rates)
+        t = med.total_s
+        print(f"| {prec} | {min(rates):.1f} | {statistics.median(rates):.1f} | {100 * med.retrieval_s / t:.0f}% "
+              f"| {100 * med.document_encoding_s / t:.0f}% | {100 * med.candidate_encoding_s / t:.0f}% "
+              f"| {100 * med.scoring_s / t:.0f}% | {med.candidates / med.documents:.1f} "
+              f"| {100 * med.cache.hit_rate:.1f}% |")
+    print(f"| neighbour vote (no encoder) | {len(queries) / vote_s:.1f} | | | | | | | |")
+    if "bf16" in medians:
+        print(f"\nbf16 : fp32 median docs/s ratio = {medians['bf16'] / medians['fp32']:.2f}")
+        texts = [d.full_text for d in queries[:64]] + [k for d in queries[:16] for k in d.keyphrases]
+        print(f"bf16 vs fp32 embeddings: smallest cosine {embedding_agreement(base, texts, 'bf16'):.5f} "
+              f"over {len(texts)} texts")
+
+
+if __name__ == "__main__":
+    main()

