@@ -1,6 +1,6 @@
 """Training-step benchmark: time and peak memory of one masked-MNR step, gradient-cached vs not.
 
-    python3 bench/bench_training.py [--batches 64,256] [--seq 128] [--mini-batch 32] [--threads 2]
+    python3 bench/bench_training.py [--batches 32,128] [--seq 64] [--mini-batch 32] [--threads 2]
 
 Each configuration runs in a fresh subprocess (so its peak RSS is its own): all-MiniLM-L6-v2 (packaged),
 one warm-up step then one timed step (forward, loss, backward, AdamW) on `batch` generated
@@ -58,8 +58,8 @@ def one(batch: int, seq: int, cached: bool, mini: int, threads: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--batches", default="64,256")
-    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--batches", default="32,128")
+    ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--mini-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--one", help=argparse.SUPPRESS)

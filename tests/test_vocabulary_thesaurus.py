@@ -131,3 +131,10 @@ def test_skos_turtle_reader(tmp_path: Path) -> None:
                    encoding="utf-8")
     with pytest.raises(InputError, match=r"bad.ttl:3: unexpected '\['"):
         load_thesaurus(bad)
+
+
+def test_french_keyphrase_vocabulary_groups_by_french_stems() -> None:
+    th = thesaurus_from_keyphrases([["Personnes âgées", "diabète"], ["personne agée", "Diabètes"]], language="fr")
+    assert sorted((d.label, tuple(d.synonyms)) for d in th.descriptors.values()) == [
+        ("Diabètes", ("diabète",)), ("Personnes âgées", ("personne agée",))]
+    assert th.language == "fr"

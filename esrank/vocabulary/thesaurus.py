@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import InputError
-from ..text import dedupe_phrases, normalise_phrase, stemmed_key
+from ..text import dedupe_phrases, normalise_phrase
 
 SLOT = "{D}"
 
@@ -309,11 +309,14 @@ def load_thesaurus(path: str | Path, language: str | None = None) -> Thesaurus:
 def thesaurus_from_keyphrases(keyphrase_lists: Iterable[Iterable[str]], *, language: str = "en",
                               min_count: int = 1) -> Thesaurus:
     """A flat vocabulary from keyphrases: one descriptor per stemmed form, its spellings as synonyms."""
+    from .normalise import Normaliser
+
+    normaliser = Normaliser(language)
     spellings: dict[str, Counter[str]] = {}
     for kps in keyphrase_lists:
         for kp in kps:
             kp = normalise_phrase(kp)
-            key = stemmed_key(kp)
+            key = " ".join(normaliser.phrase(kp))
             if key:
                 spellings.setdefault(key, Counter())[kp] += 1
     descriptors: dict[str, Descriptor] = {}
