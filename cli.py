@@ -61,6 +61,7 @@ def _register() -> None:
     from esrank.commands import retrieval; [main.add_command(c) for c in retrieval.COMMANDS]  # noqa: E702
     from esrank.commands import ranking; [main.add_command(c) for c in ranking.COMMANDS]  # noqa: E702
     from esrank.commands import demo; [main.add_command(c) for c in demo.COMMANDS]  # noqa: E702
+    from esrank.commands import enrich; [main.add_command(c) for c in enrich.COMMANDS]  # noqa: E702
 
 
 _register()

@@ -136,7 +136,7 @@ def bart_runner(docs: Sequence[Document], precision: str = "fp32", *, model: Any
 
 
 def time_interleaved(runners: dict[str, tuple[int, Callable[[], Any]]], repeats: int = 3,
-                     warmup: bool = True) -> dict[str, Timing]:
+                     warmup: bool = True, verbose: bool = False) -> dict[str, Timing]:
     """Time several (docs, callable) contestants round-robin, so each repeat sees the same machine load."""
     if warmup:
         for _, fn in runners.values():
@@ -148,6 +148,9 @@ def time_interleaved(runners: dict[str, tuple[int, Callable[[], Any]]], repeats:
             fn()
             out[name].seconds.append(time.perf_counter() - t0)
             out[name].cpu_seconds.append(time.process_time() - c0)
+            if verbose:
+                print(f"  run: {name}: {out[name].seconds[-1]:.1f} s wall, {out[name].cpu_seconds[-1]:.1f} s CPU",
+                      file=sys.stderr, flush=True)
     return out
 
 
@@ -254,7 +257,7 @@ def main() -> None:
         ranker = _load_callable(args.ranker, Path(tmp.name) / "index")
         ranker(list(docs[:2]))  # warm-up: model loading, caches
         runners[f"ranker {args.ranker}"] = (len(docs), lambda: ranker(list(docs)))
-    results = time_interleaved(runners, args.repeats, warmup=False)
+    results = time_interleaved(runners, args.repeats, warmup=False, verbose=True)
     for name, t in results.items():
         print(f"{name:<40} {t.docs:>3} docs: best {t.best:.3f} docs/s, median {t.median:.3f} docs/s, "
               f"{t.per_cpu_second:.3f} docs/CPU-s  (runs {', '.join(f'{s:.1f}' for s in t.seconds)} s)")

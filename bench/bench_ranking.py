@@ -57,7 +57,7 @@ def main() -> None:
     bf16, why = cpu_bf16_support()
     print(f"machine: {machine_facts()}; torch threads {args.threads}; CPU bf16: {bf16} ({why})")
     with tempfile.TemporaryDirectory() as tmp:
-        backend = EmbeddedBackend("bench", Path(tmp) / "idx", n_threads=1)
+        backend = EmbeddedBackend("bench", Path(tmp) / "idx")
         backend.create(overwrite=True)
         t = time.perf_counter()
         backend.bulk_add(train)

@@ -30,6 +30,7 @@ class LoadReport:
     already_present: int = 0  # skipped by --resume
     failed: list[tuple[str, str]] = field(default_factory=list)
     retried: int = 0
+    maybe_created: int = 0  # replaced after a resent request: the lost attempt may have created them
     count_before: int = 0
     count_after: int = 0
     seconds: float = 0.0
@@ -37,9 +38,11 @@ class LoadReport:
 
     @property
     def balanced(self) -> bool:
-        """indexed + already present + failed = kept, and the index grew by exactly the created documents."""
+        """indexed + already present + failed = kept, and the index grew by the created documents (plus at most
+        those a lost, resent request may have created)."""
         sent_ok = self.indexed + self.already_present + len(self.failed) == self.stats.kept
-        return sent_ok and self.count_after == self.count_before + self.created
+        low = self.count_before + self.created
+        return sent_ok and low <= self.count_after <= low + self.maybe_created
 
     @property
     def docs_per_second(self) -> float:
@@ -131,6 +134,7 @@ def load_corpus(backend: Backend, path: str | Path, *, fields: Fields | None = N
         dl.close()
         report.seconds = time.perf_counter() - start
     report.indexed, report.created, report.retried = result.indexed, result.created, result.retried
+    report.maybe_created = result.maybe_created
     for item in result.failed:  # backends that report failures only in the result
         if item not in report.failed:
             report.failed.append(item)

@@ -40,7 +40,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.bulk_requests += 1
             if self.server.faults:
                 fault = self.server.faults.pop(0)
-                if fault == "drop":
+                if fault in ("drop", "lost"):  # lost: the server gets the request, the answer is lost
+                    if fault == "lost":
+                        req = urllib.request.Request(self.server.target + self.path, data=body, method=self.command,
+                                                     headers={k: v for k, v in self.headers.items()
+                                                              if k.lower() != "host"})
+                        urllib.request.urlopen(req, timeout=30).read()
                     self.close_connection = True
                     self.connection.close()
                     return
@@ -89,7 +94,7 @@ def test_429_503_and_dropped_connections_are_retried(proxy: FaultProxy) -> None:
                            create=True, overwrite=True)
     proxy.faults = ["429", "drop", "503"]  # the first chunk fails three times, then goes through
     result = backend.bulk_add(DOCS, batch_size=3)
-    assert (result.indexed, result.created, result.failed) == (6, 6, [])
+    assert (result.indexed, result.created, result.failed, result.retried) == (6, 6, [], 3)
     assert proxy.bulk_requests == 5 and backend.count() == 6  # 2 chunks + 3 retries, nothing duplicated
     backend.close()
 
@@ -104,4 +109,21 @@ def test_a_server_that_stays_busy_stops_the_load_with_a_clear_error(proxy: Fault
     assert proxy.bulk_requests == 3  # 1 + 2 retries
     assert "answered HTTP 503" in err.value.reason and "0 documents were indexed so far" in err.value.reason
     assert "--resume" in err.value.reason
+    backend.close()
+
+
+@pytest.mark.server
+def test_a_lost_answer_is_resent_and_still_adds_up(proxy: FaultProxy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from esrank.loading import load_corpus
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": d.id, "title": d.title, "abstract": d.text}) + "\n" for d in DOCS))
+    backend = open_backend(BackendOptions("retry3", backend="elasticsearch", url=proxy.url, max_retries=3),
+                           create=True, overwrite=True)
+    proxy.faults = ["lost"]  # chunk 1 is indexed, its answer lost; the resend answers "updated"
+    report = load_corpus(backend, data, batch_size=3)
+    assert (report.indexed, report.created, report.maybe_created, report.retried) == (6, 3, 3, 1)
+    assert report.balanced and report.count_after == 6
     backend.close()

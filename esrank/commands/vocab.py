@@ -40,9 +40,11 @@ _lang = click.option("--lang", envvar="ESRANK_LANG", default=None,
               default=None, help="Pair history: a JSON file from 'esrank vocab history', or gold records (JSONL).")
 @click.option("--fields", "field_spec", envvar="ESRANK_VOCAB_FIELDS", default="title=2,text=1", show_default=True,
               help="Fields to match and their weights; other names are meta fields (e.g. headings=1.5).")
-@click.option("--min-terms", default=1, show_default=True, help="Keep at least this many descriptors.")
-@click.option("--max-terms", default=10, show_default=True, help="Keep at most this many descriptors.")
-@click.option("--major-ratio", default=0.5, show_default=True,
+@click.option("--min-terms", default=1, show_default=True, envvar="ESRANK_VOCAB_MIN_TERMS",
+              help="Keep at least this many descriptors.")
+@click.option("--max-terms", default=10, show_default=True, envvar="ESRANK_VOCAB_MAX_TERMS",
+              help="Keep at most this many descriptors.")
+@click.option("--major-ratio", default=0.5, show_default=True, envvar="ESRANK_VOCAB_MAJOR_RATIO",
               help="A kept heading is major when its score reaches this fraction of the top score.")
 @input_options
 def index_cmd(thesaurus: str, data: str, out: str, lang: str | None, df_path: str | None, collection: str | None,

@@ -26,6 +26,7 @@ class BulkResult:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (document id, reason)
     created: int = 0  # of ``indexed``, how many ids were new to the index (the rest replaced a document)
     retried: int = 0  # bulk items or requests sent again after 429/503/connection errors
+    maybe_created: int = 0  # answered "updated" after a resent request: perhaps created by the lost attempt
 
 
 @runtime_checkable

@@ -2,8 +2,9 @@
 
 Analysis: lowercase, words of two or more letters/digits (bm25s' default pattern), Lucene's English
 stop words dropped, stemming with PyStemmer (Porter, as in the servers' english analyzer), each distinct word stemmed once. The matrix holds
-Lucene's BM25 weights ``idf * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` in the compressed-column
-layout bm25s retrieves from, so retrieval, saving and loading stay bm25s' own.
+Lucene's BM25 weights ``idf * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` in bm25s' compressed-column
+layout, so bm25s saves and loads it; ``Scorer`` ranks exhaustively (every document sharing a term with the
+query is scored), a batch of queries in one sparse matrix product.
 """
 from __future__ import annotations
 
@@ -109,22 +110,34 @@ def bm25_matrix(terms: np.ndarray, doc_of: np.ndarray, n_docs: int, n_terms: int
     return data, doc.astype(np.int32), indptr
 
 
-def top_k(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs: int, term_ids: list[int],
-          k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(documents, scores) of the k best matches of one query, best first, ties by document order."""
-    t = np.asarray(term_ids, dtype=np.int64)
-    starts = indptr[t]
-    lens = indptr[t + 1] - starts
-    total = int(lens.sum())
-    if total == 0 or k <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    first = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    positions = np.repeat(starts - first, lens) + np.arange(total)
-    docs = indices[positions]
-    touched, inverse = np.unique(docs, return_inverse=True)  # only documents sharing a term with the query
-    scores = np.bincount(inverse, weights=data[positions], minlength=len(touched))
-    k = min(k, len(touched))
-    best = np.argpartition(-scores, k - 1)[:k] if k < len(touched) else np.arange(len(touched))
-    order = np.lexsort((touched[best], -scores[best]))
-    best = best[order]
-    return touched[best], scores[best]
+class Scorer:
+    """Exhaustive BM25 top-k over the weight matrix, a batch of queries at a time (one sparse product)."""
+
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs: int) -> None:
+        import scipy.sparse as sp
+
+        self.n_docs = n_docs
+        self.n_terms = len(indptr) - 1
+        self.matrix = sp.csr_matrix((data, indices, indptr), shape=(self.n_terms, n_docs))  # terms × documents
+        self.rows_per_product = max(1, 8_000_000 // max(n_docs, 1))  # bounds the dense score block
+
+    def top_k(self, queries: list[list[int]], ks: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each query (term ids; a repeated id counts twice) its ``ks[i]`` best (documents, scores)."""
+        import scipy.sparse as sp
+
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, len(queries), self.rows_per_product):
+            block = queries[start:start + self.rows_per_product]
+            rows = np.repeat(np.arange(len(block)), [len(q) for q in block])
+            cols = np.fromiter((t for q in block for t in q), dtype=np.int64, count=len(rows))
+            q = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(block), self.n_terms))
+            scores = (q @ self.matrix).toarray()
+            for row, k in zip(scores, ks[start:start + len(block)]):
+                k = min(k, int(np.count_nonzero(row)))  # idf > 0: only documents sharing a term score above 0
+                if k <= 0:
+                    out.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
+                    continue
+                best = np.argpartition(-row, k - 1)[:k]
+                best = best[np.lexsort((best, -row[best]))]  # best first; ties by document order
+                out.append((best, row[best]))
+        return out

@@ -81,6 +81,7 @@ class Connection:
         self.kind = kind
         self.client = _make_client(config, kind)
         self.version = ""
+        self.retries = 0  # requests sent again, over the connection's life
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one request; retry 429/5xx/connection errors with capped exponential backoff."""
@@ -97,6 +98,7 @@ class Connection:
                 log.debug("%s: %s; retry %d in %.1fs", what, self.redact(short(e)), attempt + 1, delay)
                 time.sleep(delay)
                 attempt += 1
+                self.retries += 1
 
     def delay(self, attempt: int) -> float:
         """Capped exponential backoff with a little jitter."""

@@ -186,11 +186,14 @@ class ElasticBackend:
                 ops.append({"index": {"_index": self.index, "_id": d.id}})
                 ops.append({"id": d.id, "title": d.title, "text": d.text, "keyphrases": list(d.keyphrases)})
             fn = (lambda: c.bulk(operations=ops)) if self._es else (lambda: c.bulk(body=ops))
+            retries_before = self.conn.retries
             try:
                 resp = body(self.conn.call(f"bulk load into '{self.index}'", fn))
             except BackendError as e:
                 raise BackendError(f"{e.reason}; {result.indexed} documents were indexed so far; run the same "
                                    "command with --resume once the server is back") from None
+            resent = self.conn.retries - retries_before  # a lost attempt may have been indexed already
+            result.retried += resent
             retry: list[Document] = []
             for d, item in zip(pending, resp["items"]):
                 info = item.get("index") or next(iter(item.values()))
@@ -199,6 +202,8 @@ class ElasticBackend:
                     result.indexed += 1
                     if info.get("result") == "created":
                         result.created += 1
+                    elif resent:
+                        result.maybe_created += 1
                 elif status in RETRY_STATUS and attempt < self.conn.config.max_retries:
                     retry.append(d)
                 else:

@@ -4,7 +4,8 @@ Layout of an index directory::
 
     documents.jsonl   append-only log of the loaded documents (id, title, text, keyphrases); last version wins
     index/            the BM25 weight matrix and the term vocabulary (bm25s format)
-    manifest.json     parameters, the number of log lines the index was built from, the document count
+    index/rows.jsonl  id and keyphrases of each row of the matrix
+    manifest.json     parameters, the log size the index was built from, the document count
 
 Adding documents appends them to the log (flushed and fsync'ed per batch, so an interrupted load loses
 nothing it reported as indexed) and then rebuilds the BM25 matrices from the whole log: bm25s has no
@@ -23,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..corpus import Document
 from ..errors import BackendError, ConfigError
 from .base import BulkResult, Neighbour
-from .bm25_index import Analyzer, bm25_matrix, top_k
+from .bm25_index import Analyzer, Scorer, bm25_matrix
 from .mappings import EMBEDDED, load_mapping
 from .query import DEFAULT_MAX_TERMS, query_text
 
@@ -32,6 +33,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s logs every index b
 
 LOG_NAME = "documents.jsonl"
 MANIFEST = "manifest.json"
+ROWS = "index/rows.jsonl"  # id and keyphrases of each matrix row
 FORMAT_VERSION = 1
 
 
@@ -66,6 +68,7 @@ class EmbeddedBackend:
         self._ids: dict[str, int] = {}
         self._log_lines = 0
         self._retriever: Any = None  # bm25s.BM25
+        self._scorer_cache: Scorer | None = None
         self._analyzer: Analyzer | None = None
         self._opened = False
 
@@ -91,6 +94,13 @@ class EmbeddedBackend:
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("format") != FORMAT_VERSION:
             raise BackendError(f"{self.path}: index format {manifest.get('format')} is not supported; reload it")
+        if manifest.get("log_bytes") == (self.path / LOG_NAME).stat().st_size and (self.path / ROWS).exists():
+            with open(self.path / ROWS, encoding="utf-8") as fh:  # fast path: the log is as the index saw it
+                self._rows = [(r[0], tuple(r[1])) for r in map(json.loads, fh)]
+            self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
+            self._log_lines = int(manifest["log_lines"])
+            self._load_matrices()
+            return
         self._scan_log()
         if manifest.get("log_lines") != self._log_lines:
             log.warning("index %s: rebuilding from its document log (an earlier load was interrupted)", self.index)
@@ -99,8 +109,9 @@ class EmbeddedBackend:
         self._load_matrices()
 
     def close(self) -> None:
-        """Nothing to release: every write is flushed when it happens."""
+        """Drop the matrices from memory (every write was flushed when it happened)."""
         self._retriever = None
+        self._scorer_cache = None
         self._analyzer = None
         self._opened = False
 
@@ -131,21 +142,25 @@ class EmbeddedBackend:
         todo = [i for i, t in enumerate(tokens) if t]
         if not todo:
             return out
-        sc = self._retriever.scores
-        data, indices, indptr, n_docs = sc["data"], sc["indices"], sc["indptr"], int(sc["num_docs"])
-        for i in todo:
-            excl = exclude_ids[i] if exclude_ids else set()
-            docs_idx, scores = top_k(data, indices, indptr, n_docs, tokens[i], k + len(excl))
+        excl = [exclude_ids[i] if exclude_ids else set() for i in todo]
+        found = self._scorer().top_k([tokens[i] for i in todo], [k + len(e) for e in excl])
+        for i, ex, (docs_idx, scores) in zip(todo, excl, found):
             rank = 0
             for j, score in zip(docs_idx, scores):
                 doc_id, kps = self._rows[int(j)]
-                if doc_id in excl:
+                if doc_id in ex:
                     continue
                 rank += 1
                 out[i].append(Neighbour(doc_id, rank, float(score) * self._scale, kps))
                 if rank == k:
                     break
         return out
+
+    def _scorer(self) -> Scorer:
+        if self._scorer_cache is None:
+            sc = self._retriever.scores
+            self._scorer_cache = Scorer(sc["data"], sc["indices"], sc["indptr"], int(sc["num_docs"]))
+        return self._scorer_cache
 
     # -- writing ---------------------------------------------------------------------------------
     def bulk_add(self, documents: Iterable[Document], *, batch_size: int = 500,
@@ -250,15 +265,18 @@ class EmbeddedBackend:
         tmp_dir = self.path / "index.tmp"
         shutil.rmtree(tmp_dir, ignore_errors=True)
         retriever.save(tmp_dir, show_progress=False)
+        with open(tmp_dir / "rows.jsonl", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps([doc_id, list(kps)], ensure_ascii=False) + "\n" for doc_id, kps in self._rows)
         shutil.rmtree(index_dir, ignore_errors=True)
         os.replace(tmp_dir, index_dir)
         manifest = {"format": FORMAT_VERSION, "index": self.index, "documents": len(self._rows),
-                    "log_lines": n, "k1": self.k1, "b": self.b, "method": self.method,
+                    "log_lines": n, "log_bytes": (self.path / LOG_NAME).stat().st_size, "k1": self.k1, "b": self.b, "method": self.method,
                     "stemmer": self.stemmer_language, "stopwords": self.stopwords}
         tmp = self.path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=1))
         os.replace(tmp, self.path / MANIFEST)
         self._retriever = retriever
+        self._scorer_cache = None
         self._analyzer = analyzer
         self._opened = True
 
@@ -267,5 +285,6 @@ class EmbeddedBackend:
 
         retriever = bm25s.BM25.load(self.path / "index", show_progress=False, verbosity=0)
         self._retriever = retriever
+        self._scorer_cache = None
         self._analyzer = Analyzer(self.stemmer_language, self.stopwords, vocab=retriever.vocab_dict)
         self._opened = True

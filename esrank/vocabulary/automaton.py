@@ -65,6 +65,8 @@ class Automaton:
         # the full transition function, filled lazily: goto edges plus failure-link walks met in texts
         self._delta: dict[int, int] = dict(self.goto)
         self.delta_cap = len(self.goto) + 500_000
+        # first node to report at each state: itself when it ends an entry, else its output link
+        self._emit = [node if self.payloads[node] else self.out_link[node] for node in range(n)]
         # a word that no entry starts with leads from the root back to the root
         self._starts = frozenset(children[0])
 
@@ -76,7 +78,7 @@ class Automaton:
     def scan(self, words: Sequence[str], breaks: Sequence[bool] | None = None) -> list[tuple[int, int, int]]:
         """All entry occurrences as (start, end-exclusive, node); a break before a word resets the state."""
         vocab, goto, delta, fail, stride = self.vocab, self.goto, self._delta, self.fail, self._stride
-        payloads, out_link, depth, starts = self.payloads, self.out_link, self.depth, self._starts
+        emit, out_link, depth, starts = self._emit, self.out_link, self.depth, self._starts
         found: list[tuple[int, int, int]] = []
         state = 0
         for i, w in enumerate(words):
@@ -102,7 +104,7 @@ class Automaton:
                     if len(delta) < self.delta_cap:
                         delta[key] = nxt
                 state = nxt
-            node = state if payloads[state] else out_link[state]
+            node = emit[state]
             while node:
                 found.append((i + 1 - depth[node], i + 1, node))
                 node = out_link[node]
