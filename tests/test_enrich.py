@@ -185,7 +185,7 @@ def test_user_index_filters_skips_and_strict_mapping(cluster: Cluster) -> None:
 def test_dry_run_writes_nothing_and_prints_samples(cluster: Cluster) -> None:
     index = cluster.load_sample()
     before_docs, before_map = cluster.docs(index), cluster.mapping(index)
-    r = CliRunner(mix_stderr=False).invoke(main, [
+    r = CliRunner().invoke(main, [
         "enrich", "--url", cluster.url, "--no-carbon", "--target-index", index, "--index", index,
         "--text-fields", "title,text", "--method", "vote", "--dry-run", "--samples", "2"])
     assert r.exit_code == 0, r.output + r.stderr

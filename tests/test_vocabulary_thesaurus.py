@@ -115,6 +115,8 @@ def test_skos_turtle_reader(tmp_path: Path) -> None:
     assert th.descriptors["diabete1"].broader == ["diabete"]  # from skos:narrower
     assert th.descriptors["age"].synonyms == ['personne "âgée"'] and th.descriptors["age"].broader == ["population"]
     assert th.descriptors["population"].label == "population"  # untagged literal
+    guessed = load_thesaurus(ttl)  # most preferred labels are tagged @fr
+    assert guessed.language == "fr" and guessed.descriptors["diabete"].label == "diabète"
     en = load_thesaurus(ttl, "en")
     assert en.descriptors["diabete"].label == "diabetes" and en.descriptors["diabete"].synonyms == []
     assert en.descriptors["diabete1"].label == "diabète de type 1"  # no English label: any language

@@ -16,8 +16,8 @@ from ..predictions import Prediction, PredictionWriter, ScoredPhrase
 from ..progress import track
 from .automaton import Match, Matcher
 from .collection import DocumentFrequencies, PairHistory
-from .scoring import (adaptive_cutoff, apply_check_tags, form_pairs, is_major, occurrences, score_pairs,
-                      share_hierarchy, tfidf, weighted_counts)
+from .scoring import (Pairs, Shared, adaptive_cutoff, apply_check_tags, form_pairs, is_major, occurrences,
+                      score_pairs, share_hierarchy, tfidf, weighted_counts)
 
 
 @dataclass
@@ -88,6 +88,17 @@ def _span(m: Match, via: str | None = None) -> dict[str, Any]:
     return d
 
 
+@dataclass
+class Scored:
+    """The scored state of one document before the cut-off."""
+
+    matches: list[Match]
+    shared: Shared
+    scores: dict[str, float]
+    pairs: Pairs
+    pair_scores: dict[tuple[str, str], float]
+
+
 class Indexer:
     """Indexes documents with a thesaurus; document frequencies and pair history are optional."""
 
@@ -98,58 +109,58 @@ class Indexer:
         self.frequencies = frequencies
         self.history = history
 
-    def index(self, document: Document) -> Prediction:
-        """The ranked headings of one document."""
+    def score(self, document: Document) -> "Scored":
+        """Steps 1-5 for one document: matches, descriptor scores and scored pairs."""
         cfg, th = self.config, self.matcher.thesaurus
         fts = self.matcher.fields(document, list(cfg.field_weights))
         matches: list[Match] = []
-        rule_pairs = []
+        rule_pairs: list[tuple[str, str, Match]] = []
         for ft in fts:
             got = self.matcher.match_field(ft)
             matches += got
             rule_pairs += self.matcher.rule_pairs(ft, got)
-        doc_len = sum(len(ft.tokens) for ft in fts)
         counts = weighted_counts(matches, cfg.field_weights)
-        if not counts:
-            return Prediction(document.id, [], {"cutoff": 0})
         shared = share_hierarchy(counts, th)
         checked = apply_check_tags(shared.counts, occurrences(matches), th)
-        fr = self.frequencies
-        scores = tfidf(checked, doc_len, n_docs=fr.n_docs if fr else 0, df=fr.counts if fr else None,
-                       avg_len=fr.avg_len if fr else 0.0, k1=cfg.k1, b=cfg.b)
-        hist = self.history
+        fr, hist = self.frequencies, self.history
+        scores = tfidf(checked, sum(len(ft.tokens) for ft in fts), n_docs=fr.n_docs if fr else 0,
+                       df=fr.counts if fr else None, avg_len=fr.avg_len if fr else 0.0, k1=cfg.k1, b=cfg.b)
         pairs = form_pairs(matches, scores, th, cfg.field_weights, shared_to=shared.shared_to,
                            rule_pairs=rule_pairs, history=hist.pairs if hist else None)
         probs = {p: hist.probability(*p) for p in pairs.pairs} if hist else None
-        pair_scores = score_pairs(pairs.pairs, scores, probs, cfg.history_weight)
+        return Scored(matches, shared, scores, pairs, score_pairs(pairs.pairs, scores, probs, cfg.history_weight))
 
+    def index(self, document: Document) -> Prediction:
+        """The ranked headings of one document (step 6: cut-off and major/minor), with evidence."""
+        cfg, th = self.config, self.matcher.thesaurus
+        sc = self.score(document)
+        scores = sc.scores
+        if not scores:
+            return Prediction(document.id, [], {"cutoff": 0, "rejected_pairs": sc.pairs.rejected})
         ranked = sorted(scores, key=lambda d: (-scores[d], d))
-        keep = adaptive_cutoff([scores[d] for d in ranked], cfg.min_terms, cfg.max_terms)
-        kept = set(ranked[:keep])
+        kept = set(ranked[:adaptive_cutoff([scores[d] for d in ranked], cfg.min_terms, cfg.max_terms)])
         top = scores[ranked[0]]
         evidence: dict[str, list[dict[str, Any]]] = {}
-        for m in matches:
+        for m in sc.matches:
             if m.kind == "D":
-                for target in ([m.concept] if m.concept in scores else shared.shared_to.get(m.concept, [])):
+                for target in ([m.concept] if m.concept in scores else sc.shared.shared_to.get(m.concept, [])):
                     evidence.setdefault(target, []).append(_span(m, None if target == m.concept else m.concept))
         items: list[tuple[bool, IndexTerm]] = []
         for d in ranked:
-            label = th.descriptors[d].label
-            items.append((d in kept, IndexTerm(label, scores[d], None, d, None, d in kept and is_major(scores[d], top,
-                                             cfg.major_ratio), evidence.get(d, []))))
-        for (d, q), s in pair_scores.items():
-            ev = pairs.pairs[(d, q)]
-            spans = [_span(m, via) for m, via in zip(ev.matches, ev.sources)]
-            phrase = f"{th.descriptors[d].label}/{th.qualifiers[q].label}"
-            items.append((d in kept, IndexTerm(phrase, s, None, d, q, d in kept and is_major(s, top, cfg.major_ratio),
-                                             spans)))
+            major = d in kept and is_major(scores[d], top, cfg.major_ratio)
+            items.append((d in kept, IndexTerm(th.descriptors[d].label, scores[d], None, d, None, major,
+                                               evidence.get(d, []))))
+        for (d, q), s in sc.pair_scores.items():
+            ev = sc.pairs.pairs[(d, q)]
+            major = d in kept and is_major(s, top, cfg.major_ratio)
+            items.append((d in kept, IndexTerm(f"{th.descriptors[d].label}/{th.qualifiers[q].label}", s, None, d, q,
+                                               major, [_span(m, via) for m, via in zip(ev.matches, ev.sources)])))
         # kept headings first, then by score; on a tie, check tags after the other descriptors
         items.sort(key=lambda it: (not it[0], -(it[1].score or 0.0), th.descriptors[it[1].descriptor_id].check_tag,
                                    it[1].phrase))
         n_kept = sum(1 for k, _ in items if k)
-        heads = [h for _, h in items[:max(cfg.max_output, n_kept)]]
-        meta = {"cutoff": n_kept, "rejected_pairs": pairs.rejected}
-        return Prediction(document.id, list(heads), meta)
+        heads: list[ScoredPhrase] = [h for _, h in items[:max(cfg.max_output, n_kept)]]
+        return Prediction(document.id, heads, {"cutoff": n_kept, "rejected_pairs": sc.pairs.rejected})
 
     def index_all(self, documents: Iterable[Document]) -> Iterator[Prediction]:
         """Index documents one by one (with a progress bar)."""

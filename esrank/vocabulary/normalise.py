@@ -94,17 +94,23 @@ class Normaliser:
                 if english:
                     continue  # clitic: "Alzheimer's disease" = "Alzheimer disease"
                 tok, at = tok[1:], at + 1
+            # nltk's line-mode tokeniser leaves a sentence's final period on the last word ("treated.")
+            period = len(tok) > 1 and tok[-1] == "." and tok[-2] != "."
+            if period:
+                tok = tok[:-1]
             if "-" not in tok:
                 norm = cache.get(tok) or word(tok)
                 out.append(Token(norm, at, at + len(tok), sentence, brk))
                 brk = False
-                continue
-            offset = at
-            for part in tok.split("-"):
-                if part:
-                    out.append(Token(word(part), offset, offset + len(part), sentence, brk))
-                    brk = False
-                offset += len(part) + 1
+            else:
+                offset = at
+                for part in tok.split("-"):
+                    if part:
+                        out.append(Token(word(part), offset, offset + len(part), sentence, brk))
+                        brk = False
+                    offset += len(part) + 1
+            if period:
+                sentence, brk = sentence + 1, True
         return out
 
     def phrase(self, text: str) -> tuple[str, ...]:

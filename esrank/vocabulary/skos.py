@@ -7,10 +7,12 @@ and collections are refused with a clear error.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .normalise import LANGUAGES
 from .thesaurus import Thesaurus, thesaurus_from_dict
 
 SKOS = "http://www.w3.org/2004/02/skos/core#"
@@ -49,8 +51,11 @@ def _tokens(text: str, source: str) -> list[tuple[str, Any, int]]:
     return out
 
 
-def read_skos(path: str | Path, language: str = "en") -> Thesaurus:
-    """Read a SKOS Turtle file into a thesaurus (skos:Concept → descriptor; labels in ``language`` or untagged)."""
+def read_skos(path: str | Path, language: str | None = None) -> Thesaurus:
+    """Read a SKOS Turtle file into a thesaurus (skos:Concept → descriptor; labels in ``language`` or untagged).
+
+    Without a language, the most frequent language tag of the preferred labels is taken (else English).
+    """
     source = str(path)
     toks = _tokens(Path(path).read_text(encoding="utf-8"), source)
     prefixes: dict[str, str] = {}
@@ -109,6 +114,14 @@ def read_skos(path: str | Path, language: str = "en") -> Thesaurus:
     concepts = {s: p for s, p in subjects.items() if SKOS + "Concept" in p.get(RDF_TYPE, [])}
     if not concepts:
         raise InputError("no skos:Concept in the file", source=source)
+    if language is None:
+        tags = Counter(lang.split("-")[0] for p in concepts.values() for v in p.get(SKOS + "prefLabel", [])
+                       if isinstance(v, tuple) and (lang := v[1]))
+        language = "en"
+        for tag, _ in tags.most_common():
+            if tag in LANGUAGES:
+                language = tag
+                break
     local = {s: re.split(r"[#/]", s)[-1] or s for s in concepts}
     if len(set(local.values())) < len(local):
         local = {s: s for s in concepts}

@@ -290,7 +290,7 @@ def load_thesaurus(path: str | Path, language: str | None = None) -> Thesaurus:
         from .normalise import language_code
         from .skos import read_skos
 
-        return read_skos(path, language_code(language or "en"))
+        return read_skos(path, language_code(language) if language else None)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
