@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .corpus import Document
-from .enrich_scan import Hit, SliceSpec, count, reread, scan
+from .enrich_scan import Hit, PointInTime, SliceSpec, count, reread, scan
 from .enrich_write import ensure_mapping, write_updates
 from .errors import ConfigError
 from .pipeline import RankSettings, candidate_pools
@@ -59,6 +59,8 @@ class EnrichSettings:
     rate: float | None = None  # documents per second at most (this process)
     max_redo: int = 5  # re-reads of a document that keeps changing before it is given up
     version: str | None = None  # default: esrank version + fingerprint of model and settings
+    pit_id: str | None = None  # a point in time opened elsewhere, shared by the machines of one run
+    keep_alive: str = "10m"  # of the point in time, renewed by every page
 
     def validate(self) -> None:
         """Raise ConfigError on an impossible setting."""
@@ -184,7 +186,7 @@ class _Worker:
     def run(self) -> None:
         job, s = self.job, self.job.settings
         started = time.perf_counter()
-        for page in scan(job.conn, s.target_index, query=job.query, source=job.source, page_size=s.batch_size,
+        for page in scan(job.conn, job.pit, query=job.query, source=job.source, page_size=s.batch_size,
                          slice_spec=self.slice_spec):
             if job.stop.is_set():
                 return
@@ -228,13 +230,14 @@ class _Worker:
             st.failed.extend(res.failed)
             if not res.conflicts:
                 return
+            if attempt == s.max_redo:
+                st.failed.extend((i, f"changed concurrently {s.max_redo + 1} times in a row") for i in res.conflicts)
+                return
             st.redone += len(res.conflicts)
             changed = set(res.conflicts)
             current = reread(job.conn, [h for h in pending if h.id in changed], job.source)
             st.deleted += sum(1 for v in current.values() if v is None)
             pending = [v for v in current.values() if v is not None]
-            if attempt == s.max_redo:
-                st.failed.extend((h.id, f"changed concurrently {s.max_redo + 1} times in a row") for h in pending)
 
     def rank(self, docs: list[Document]) -> list[Prediction]:
         s = self.job.settings
@@ -260,6 +263,7 @@ class _Job:
     source: list[str]
     exclude_self: bool
     workers: int
+    pit: Any = None
     progress: Any = None
     on_batch_read: BatchHook | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -332,8 +336,9 @@ def enrich_index(options: BackendOptions, settings: EnrichSettings, *, method: s
         rankers = [ranker] + [Ranker(ranker.encoder) if ranker is not None else None for _ in range(n - 1)]
         workers = [_Worker(job, r, spec, tracker if n == 1 else None) for r, spec in zip(rankers, specs)]
         started = time.perf_counter()
-        with bar(total=total, desc="enriching", unit="doc") as progress:
-            job.progress = progress
+        with PointInTime(conn, settings.target_index, settings.keep_alive, settings.pit_id) as pit, \
+                bar(total=total, desc="enriching", unit="doc") as progress:
+            job.pit, job.progress = pit, progress
             stage = tracker.stage("enrichment") if tracker is not None else contextlib.nullcontext()
             with stage as run:
                 _run_workers(workers, job)

@@ -47,13 +47,16 @@ class SliceSpec:
 class PointInTime:
     """A point in time on an index, opened on enter and closed on exit (both server kinds)."""
 
-    def __init__(self, conn: Connection, index: str, keep_alive: str = "5m") -> None:
+    def __init__(self, conn: Connection, index: str, keep_alive: str = "5m", shared_id: str | None = None) -> None:
         self.conn = conn
         self.index = index
         self.keep_alive = keep_alive
-        self.id: str | None = None
+        self.id: str | None = shared_id
+        self.owned = shared_id is None  # a point in time given by id (shared by machines) is left open
 
     def __enter__(self) -> "PointInTime":
+        if not self.owned:
+            return self
         c = self.conn.client
         if self.conn.kind == "elasticsearch":
             resp = body(self.conn.call("open point in time",
@@ -66,7 +69,7 @@ class PointInTime:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.id is None:
+        if self.id is None or not self.owned:
             return
         c = self.conn.client
         pit_id = self.id
@@ -80,36 +83,40 @@ class PointInTime:
             pass
 
 
-def scan(conn: Connection, index: str, *, query: dict[str, Any] | None = None, source: Sequence[str] = (),
-         page_size: int = 100, slice_spec: SliceSpec = SliceSpec(), keep_alive: str = "5m") -> Iterator[list[Hit]]:
-    """Pages of hits over a point in time of ``index`` (one slice of it when ``slice_spec.max`` > 1)."""
-    with PointInTime(conn, index, keep_alive) as pit:
-        after: list[Any] | None = None
-        c = conn.client
-        while True:
-            req: dict[str, Any] = {
-                "pit": {"id": pit.id, "keep_alive": keep_alive}, "size": page_size,
-                "sort": SORT[conn.kind], "seq_no_primary_term": True, "track_total_hits": False,
-                "_source": list(source) if source else True,
-            }
-            if query:
-                req["query"] = query
-            if slice_spec.max > 1:
-                req["slice"] = {"id": slice_spec.id, "max": slice_spec.max}
-            if after is not None:
-                req["search_after"] = after
-            with warnings.catch_warnings():  # OpenSearch warns on every page that sorts on _id (see SORT)
-                warnings.filterwarnings("ignore", message=".*fielddata on the _id field")
-                resp = body(conn.call(f"read '{index}'", lambda: c.search(body=req)))
-            pit.id = resp.get("pit_id", pit.id)
-            hits = resp["hits"]["hits"]
-            if not hits:
-                return
-            yield [Hit(h["_index"], h["_id"], int(h["_seq_no"]), int(h["_primary_term"]), h.get("_source") or {})
-                   for h in hits]
-            after = hits[-1]["sort"]
-            if len(hits) < page_size:
-                return
+def scan(conn: Connection, pit: PointInTime, *, query: dict[str, Any] | None = None, source: Sequence[str] = (),
+         page_size: int = 100, slice_spec: SliceSpec = SliceSpec()) -> Iterator[list[Hit]]:
+    """Pages of hits over an open point in time (one slice of it when ``slice_spec.max`` > 1).
+
+    Slices split each shard by Lucene document id, which is stable within one point in time only: workers
+    that share an index must share the point in time (see ``PointInTime``'s ``shared_id``).
+    """
+    pit_id = pit.id
+    after: list[Any] | None = None
+    c = conn.client
+    while True:
+        req: dict[str, Any] = {
+            "pit": {"id": pit_id, "keep_alive": pit.keep_alive}, "size": page_size,
+            "sort": SORT[conn.kind], "seq_no_primary_term": True, "track_total_hits": False,
+            "_source": list(source) if source else True,
+        }
+        if query:
+            req["query"] = query
+        if slice_spec.max > 1:
+            req["slice"] = {"id": slice_spec.id, "max": slice_spec.max}
+        if after is not None:
+            req["search_after"] = after
+        with warnings.catch_warnings():  # OpenSearch warns on every page that sorts on _id (see SORT)
+            warnings.filterwarnings("ignore", message=".*fielddata on the _id field")
+            resp = body(conn.call(f"read '{pit.index}'", lambda: c.search(body=req)))
+        pit_id = resp.get("pit_id", pit_id)
+        hits = resp["hits"]["hits"]
+        if not hits:
+            return
+        yield [Hit(h["_index"], h["_id"], int(h["_seq_no"]), int(h["_primary_term"]), h.get("_source") or {})
+               for h in hits]
+        after = hits[-1]["sort"]
+        if len(hits) < page_size:
+            return
 
 
 def count(conn: Connection, index: str, query: dict[str, Any] | None = None) -> int:

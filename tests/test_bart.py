@@ -181,9 +181,9 @@ def test_cli_train_predict_evaluate(tiny_model, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["-q", "bart", "train", "--data", str(data), "--out", str(out), "--model",
                              str(tiny_model), "--max-steps", "2", "--batch-size", "3", "--max-source-length", "48",
-                             "--max-target-length", "24", "--cost-log", str(cost), "--no-carbon"])
+                             "--max-target-length", "24", "--dev", str(data), "--cost-log", str(cost), "--no-carbon"])
     assert r.exit_code == 0, r.output
-    assert "trained on 6 documents" in r.stderr and r.stdout == ""
+    assert "trained on 6 documents" in r.stderr and "dev loss" in r.stderr and r.stdout == ""
     r = runner.invoke(main, ["-q", "bart", "predict", "--model", str(out), "--data", str(data), "--out", str(preds),
                              "--num-beams", "2", "--num-return-sequences", "2", "--max-target-length", "10",
                              "--cost-log", str(cost), "--no-carbon"])
@@ -205,3 +205,8 @@ def test_cli_errors_are_one_line(tmp_path):
                                   "--out", str(tmp_path / "p.jsonl")])
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [f"esrank: error: {tmp_path / 'nope'}: no such model directory"]
+    r = CliRunner().invoke(main, ["bart", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+                                  "--model", "esrank-test/no-such-model"])
+    assert r.exit_code == 2
+    assert r.stderr.startswith("esrank: error: cannot load model 'esrank-test/no-such-model': not a local directory")
+    assert "offline" in r.stderr and len(r.stderr.strip().splitlines()) == 1

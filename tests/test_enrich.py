@@ -233,3 +233,58 @@ def test_enrich_with_minilm(kind: str, request: pytest.FixtureRequest) -> None:
         for index in c.made:
             conn.client.indices.delete(index=index)
         conn.client.close()
+
+
+def test_documents_from_stored_sources() -> None:
+    from esrank.enrich import text_of, to_document
+    from esrank.enrich_scan import Hit
+
+    src = {"title": " A title ", "meta": {"abstract": ["first part", "", "second part"]}, "n": 3}
+    assert text_of(src, "meta.abstract") == "first part\nsecond part"
+    assert text_of(src, "n") == "" and text_of(src, "meta.missing") == "" and text_of(src, "title.x") == ""
+    doc = to_document(Hit("i", "d1", 0, 1, src), ("title", "meta.abstract", "body"))
+    assert doc is not None and (doc.id, doc.title, doc.text) == ("d1", "A title", "first part\nsecond part")
+    only = to_document(Hit("i", "d2", 0, 1, {"body": "text"}), ("body",))
+    assert only is not None and (only.title, only.text) == ("", "text")
+    assert to_document(Hit("i", "d3", 0, 1, {"title": "  ", "other": "x"}), ("title", "abstract")) is None
+
+
+def test_keyphrase_selection_and_payload() -> None:
+    from esrank.enrich import EnrichSettings, payload, select
+    from esrank.predictions import Prediction, ScoredPhrase
+
+    pred = Prediction("d", [ScoredPhrase("a", 0.9, "P"), ScoredPhrase("b", 0.8, "U"), ScoredPhrase("c", 0.5, "R"),
+                            ScoredPhrase("d", 0.2, "M")])
+    assert [k.phrase for k in select(pred, 10, None, False)] == ["a", "b", "c", "d"]
+    assert [k.phrase for k in select(pred, 2, None, False)] == ["a", "b"]
+    assert [k.phrase for k in select(pred, 10, 0.5, False)] == ["a", "b", "c"]
+    assert [k.phrase for k in select(pred, 2, None, True)] == ["b", "c"]  # absent first, then cut to top-n
+    value = payload(pred, EnrichSettings("t", top_n=3), "vote", "v1")
+    assert value["keyphrases"] == [{"phrase": "a", "score": 0.9, "category": "P"},
+                                   {"phrase": "b", "score": 0.8, "category": "U"},
+                                   {"phrase": "c", "score": 0.5, "category": "R"}]
+    assert value["absent"] == ["b", "c"] and (value["model"], value["version"]) == ("vote", "v1")
+    assert value["enriched_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"text_fields": ()}, "--text-fields needs"), ({"field": "_x"}, "invalid --field"),
+    ({"field": "title"}, "is one of the --text-fields"), ({"slice_id": 2, "slice_max": 2}, "--slice-id must be"),
+    ({"top_n": 0}, "at least 1"), ({"rate": 0.0}, "--rate must be positive")])
+def test_impossible_settings(change: dict[str, Any], message: str) -> None:
+    from esrank.enrich import EnrichSettings
+    from esrank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        EnrichSettings("t", **change).validate()  # type: ignore[arg-type]
+
+
+def test_enrichment_version_follows_what_changes_the_output() -> None:
+    from esrank.enrich import EnrichSettings, enrichment_version
+
+    v = enrichment_version(EnrichSettings("t"), "m", "fp", "kp")
+    assert v == enrichment_version(EnrichSettings("t", batch_size=7, slices=3), "m", "fp", "kp")
+    assert v != enrichment_version(EnrichSettings("t", top_n=5), "m", "fp", "kp")
+    assert v != enrichment_version(EnrichSettings("t"), "m", "fp2", "kp")
+    assert v != enrichment_version(EnrichSettings("t"), "m", "fp", "kp2")
+    assert enrichment_version(EnrichSettings("t", version="2024-06"), "m", "fp", "kp") == "2024-06"

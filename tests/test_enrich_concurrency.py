@@ -13,6 +13,8 @@ from typing import Sequence
 import pytest
 
 from esrank.enrich import EnrichSettings, enrich_index
+from esrank.enrich_scan import PointInTime
+from esrank.retrieval.connection import Connection, ConnectionConfig
 from esrank.retrieval.factory import BackendOptions
 from test_enrich import BY_ID, Cluster, cluster, enrich, get  # noqa: F401 - the fixture is shared
 
@@ -143,14 +145,18 @@ def test_resume_after_a_killed_run(cluster: Cluster, tmp_path: Path) -> None:
 def test_slices_and_machines_share_the_index_without_overlap(cluster: Cluster) -> None:
     index = cluster.load_sample()
     seen = []
-    for part in ("0", "1"):  # two "machines", two workers each: four slices of one point in time
-        r = enrich(cluster, "--target-index", index, "--index", index, "--text-fields", "title,text",
-                   "--method", "vote", "--batch-size", "8", "--slices", "2", "--slice-max", "2", "--slice-id", part)
-        assert r.exit_code == 0, r.output
-        line = next(x for x in r.output.splitlines() if x.startswith("seen "))
-        n = int(line.split(",")[0].split()[1])
-        assert f"seen {n}, enriched {n} (" in line
-        seen.append(n)
+    conn = Connection(ConnectionConfig(cluster.url), cluster.kind)
+    with PointInTime(conn, index, "5m") as pit:  # opened once, shared by the machines
+        for part in ("0", "1"):  # two "machines", two workers each: four slices of one point in time
+            r = enrich(cluster, "--target-index", index, "--index", index, "--text-fields", "title,text",
+                       "--method", "vote", "--batch-size", "8", "--slices", "2", "--slice-max", "2",
+                       "--slice-id", part, "--pit-id", str(pit.id))
+            assert r.exit_code == 0, r.output
+            line = next(x for x in r.output.splitlines() if x.startswith("seen "))
+            n = int(line.split(",")[0].split()[1])
+            assert f"seen {n}, enriched {n} (" in line
+            seen.append(n)
+    conn.client.close()
     assert sum(seen) == 90 and all(n > 0 for n in seen)
     docs = cluster.docs(index)
     assert all(h["_version"] == 2 and h["_source"]["esrank"]["model"] == "vote" for h in docs.values())

@@ -47,6 +47,10 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
               help="The part of the index this machine enriches (0 .. --slice-max - 1).")
 @click.option("--slice-max", type=click.IntRange(1, 1024), default=1, show_default=True, envvar="ESRANK_SLICE_MAX",
               help="Number of machines sharing the index (one command per machine, same settings).")
+@click.option("--pit-id", envvar="ESRANK_PIT_ID", default=None,
+              help="A point in time of the target index opened beforehand and shared by all machines of one run, "
+                   "so that their slices split the same snapshot (see docs/enrich.md). Default: this command "
+                   "opens its own.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=64, show_default=True,
               help="Documents per page, ranking batch and bulk update.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, envvar="ESRANK_RATE",
@@ -67,10 +71,13 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
 def enrich_cmd(**kw: Any) -> None:
     """Write predicted keyphrases (present and absent) into the documents of a live index.
 
+    --index names the training index (documents with keyphrases, from `esrank load`) whose neighbours give
+    the candidates; --target-index the documents that get them (the same index is fine).
+
     \b
     esrank enrich --url http://localhost:9200 --target-index papers --index kp --text-fields title,abstract
-    Across 4 machines, 2 workers each (one command per machine, N = 0..3):
-      esrank enrich ... --slice-max 4 --slice-id N --slices 2
+    Across 4 machines, 2 workers each (one command per machine, N = 0..3, one shared point in time):
+      esrank enrich ... --slice-max 4 --slice-id N --slices 2 --pit-id "$PIT"
     Interrupted? Run the same command again with --resume.
     """
     from ..enrich import EnrichSettings, enrich_index
@@ -90,7 +97,8 @@ def enrich_cmd(**kw: Any) -> None:
         field=kw["field_name"], only_absent=kw["only_absent"], top_n=kw["top_n"], min_score=kw["min_score"],
         query=query, k=kw["k"], batch_size=kw["batch_size"], slices=kw["slices"], slice_id=kw["slice_id"],
         slice_max=kw["slice_max"], dry_run=kw["dry_run"], samples=kw["samples"], resume=kw["resume"],
-        force=kw["force"], exclude_self=kw["exclude_self"], rate=kw["rate"], version=kw["version"])
+        force=kw["force"], exclude_self=kw["exclude_self"], rate=kw["rate"], version=kw["version"],
+        pit_id=kw["pit_id"])
     report = enrich_index(options, settings, method=kw["method"], model=kw["model"], device=kw["device"],
                           precision=kw["precision"], threads=kw["threads"], tracker=tracker)
     for sample in report.samples:
@@ -121,7 +129,7 @@ def enrich_cmd(**kw: Any) -> None:
               help="Also run BM25 over the original fields plus the enriched keyphrases, and compare.")
 @click.option("--enrichment-fields", default="esrank.keyphrases.phrase.text", show_default=True,
               help="The enriched field(s) added to --fields by --with-enrichment.")
-@click.option("--depth", type=click.IntRange(10, 10_000), default=100, show_default=True,
+@click.option("--depth", type=click.IntRange(100, 10_000), default=100, show_default=True,
               help="Documents retrieved per topic (MAP and recall are computed at this depth).")
 @click.option("--runs", type=click.Path(file_okay=False), default=None,
               help="Write each run in TREC run format to this directory.")
