@@ -120,7 +120,7 @@ def add_keyphrase_sep(tokenizer: Any, model: Any, sep: str = KEYPHRASE_SEP) -> i
         from transformers.utils import logging as hf_logging
 
         level = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the new row is initialised from the mean embedding: expected, not news
+        hf_logging.set_verbosity_error()  # new rows drawn around the mean embedding: expected, not news
         try:
             model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
         finally:
