@@ -99,6 +99,34 @@ def test_embedded_and_opensearch_agree_on_neighbours(es_server, os_server, tmp_p
     assert overlap >= 0.95 and top1 >= 0.9  # measured: 0.98 and 0.97 (tokenizer and norm-encoding differences)
 
 
+@pytest.mark.server
+def test_wrong_backend_for_the_server_is_one_clear_line(es_server, os_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = _write(tmp_path / "d.jsonl", [{"id": "a", "title": "t", "abstract": "x"}])
+    r = CliRunner().invoke(main, ["load", str(data), "--index", "x", "--backend", "elasticsearch",
+                                  "--url", os_server.url])
+    assert r.exit_code == 3
+    assert r.output == (f"esrank: error: {os_server.url} is not Elasticsearch (the elasticsearch client refuses it); "
+                        "for OpenSearch use --backend opensearch\n")
+    r = CliRunner().invoke(main, ["load", str(data), "--index", "x", "--backend", "opensearch", "--url", es_server.url])
+    assert r.exit_code == 3
+    assert r.output.startswith(f"esrank: error: {es_server.url} is elasticsearch 8.")
+    assert r.output.endswith("not opensearch; use --backend elasticsearch\n")
+    r = CliRunner().invoke(main, ["-q", "load", str(data), "--index", "autodetect", "--url", os_server.url])
+    assert r.exit_code == 0 and "opensearch index 'autodetect': read 1, indexed 1" in r.output
+
+
+@pytest.mark.server
+def test_tls_failure_is_not_retried(es_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    data = _write(tmp_path / "d.jsonl", [{"id": "a", "title": "t", "abstract": "x"}])
+    https = es_server.url.replace("http://", "https://")  # the node speaks plain HTTP: the TLS handshake fails
+    start = time.monotonic()
+    r = CliRunner().invoke(main, ["load", str(data), "--index", "x", "--backend", "elasticsearch", "--url", https])
+    assert r.exit_code == 3 and r.output.startswith(f"esrank: error: connect: TLS failure with elasticsearch at {https}")
+    assert len(r.output.splitlines()) == 1 and time.monotonic() - start < 20  # no 8 rounds of backoff
+
+
 SECRET_KEY = "c2VjcmV0LWFwaS1rZXktOTk5"  # nosec - test value
 SECRET_PASSWORD = "hunter2-very-secret"  # nosec - test value
 

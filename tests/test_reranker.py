@@ -97,9 +97,9 @@ def test_cache_never_reencodes(encoder):
     calls: list[list[str]] = []
 
     class Counting(Encoder):
-        def encode(self, texts):
+        def encode(self, texts, batch_size=None):
             calls.append(list(texts))
-            return super().encode(texts)
+            return super().encode(texts, batch_size)
 
     enc = Counting(encoder.model, "cpu", "fp32")
     cache = EmbeddingCache(enc)
@@ -168,6 +168,9 @@ def test_model_resolution_and_errors(tmp_path, monkeypatch):
     assert resolve_model("sentence-transformers/all-MiniLM-L6-v2") == resolve_model(None)
     with pytest.raises(ConfigError, match="not a Sentence-Transformers"):
         resolve_model(tmp_path)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="cannot load local directory"):
+        load_model(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError, match="HF_HUB_OFFLINE"):
         load_model("someone/some-model")

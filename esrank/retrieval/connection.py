@@ -115,6 +115,9 @@ class Connection:
         if status in (401, 403):
             reason = f"{what}: {where} refused the credentials (HTTP {status}); check ESRANK_API_KEY or " \
                      "ESRANK_USERNAME/ESRANK_PASSWORD"
+        elif {c.__name__ for c in type(e).__mro__} & {"SSLError", "TlsError"}:
+            reason = f"{what}: TLS failure with {where} ({short(e)}); check the URL's scheme and the CA " \
+                     "certificates (--ca-certs)"
         elif status is None and is_connection_error(e):
             reason = f"{what}: cannot reach {where} ({short(e)})"
         else:
@@ -135,11 +138,17 @@ class Connection:
                 return str(version.get("distribution", "elasticsearch")), str(version.get("number", "?"))
         nodes = self.call("connect", lambda: body(self.client.nodes.info(node_id="_local")))["nodes"]
         node = next(iter(nodes.values()))
-        return ("opensearch" if "opensearch" in str(node.get("build_type", "")) else self.kind), str(node["version"])
+        return ("elasticsearch" if "build_flavor" in node else "opensearch"), str(node["version"])
 
     def check_version(self) -> None:
         """Fail clearly when the server is not the expected product or major version."""
-        distribution, number = self.server_version()
+        try:
+            distribution, number = self.server_version()
+        except BackendError as e:
+            if "UnsupportedProductError" not in e.reason:
+                raise
+            raise BackendError(f"{self.config.url} is not Elasticsearch (the elasticsearch client refuses it); "
+                               "for OpenSearch use --backend opensearch") from None
         if distribution != self.kind:
             raise BackendError(f"{self.config.url} is {distribution} {number}, not {self.kind}; "
                                f"use --backend {distribution}")
@@ -172,7 +181,8 @@ def is_connection_error(e: BaseException) -> bool:
     """Whether the error is a connection failure, reset or timeout (worth retrying)."""
     names = {c.__name__ for c in type(e).__mro__}
     return bool(names & {"ConnectionError", "ConnectionTimeout", "ConnectionResetError", "TimeoutError",
-                         "ProtocolError", "ReadTimeoutError", "TransportError"}) and "SSLError" not in names
+                         "ProtocolError", "ReadTimeoutError", "TransportError"}) \
+        and not names & {"SSLError", "TlsError", "SerializationError"}  # certificate problems do not heal
 
 
 def short(e: BaseException, limit: int = 300) -> str:

@@ -15,7 +15,7 @@ EMBEDDED = "embedded"  # bm25s parameters and analysis
 
 
 def mappings_dir() -> Path:
-    """The directory holding the mapping files: ``ESRANK_MAPPINGS_DIR``, the source checkout, or the install prefix."""
+    """The directory of the mapping files: ``ESRANK_MAPPINGS_DIR``, the source checkout, or the install prefix."""
     override = os.environ.get("ESRANK_MAPPINGS_DIR")
     if override:
         path = Path(override)
@@ -24,8 +24,11 @@ def mappings_dir() -> Path:
         return path
     import esrank
 
-    candidates = [Path(esrank.__file__).resolve().parent.parent / "mappings",
-                  Path(sys.prefix) / "share" / "esrank" / "mappings"]
+    import site
+
+    candidates = [Path(esrank.__file__).resolve().parent.parent / "mappings",  # source checkout / editable
+                  Path(sys.prefix) / "share" / "esrank" / "mappings",  # wheel: data-files
+                  Path(site.getuserbase()) / "share" / "esrank" / "mappings"]  # wheel, pip install --user
     for path in candidates:
         if (path / f"{MAIN}.json").is_file():
             return path
