@@ -83,3 +83,16 @@ def test_loss_choices_match_the_library():
     from esrank.losses import LOSS_NAMES
 
     assert tuple(LOSS_CHOICES) == tuple(LOSS_NAMES)
+
+
+def test_encode_keyphrases_fills_the_disk_cache(split, tmp_path):
+    runner = CliRunner()
+    where = ["--index", "enc", "--path", str(tmp_path / "idx")]
+    assert runner.invoke(main, ["load", str(split / "train_small.jsonl"), *where]).exit_code == 0
+    cache = tmp_path / "cache"
+    r = runner.invoke(main, ["encode-keyphrases", *where, "--cache-dir", str(cache), "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    n_phrases = len({p for d in read_documents(split / "train_small.jsonl") for p in d.keyphrases})
+    assert f"{n_phrases} distinct keyphrases" in r.stderr and f"{n_phrases} encoded" in r.stderr
+    r = runner.invoke(main, ["encode-keyphrases", *where, "--cache-dir", str(cache), "--threads", "1"])
+    assert f"0 encoded, {n_phrases} already cached" in r.stderr

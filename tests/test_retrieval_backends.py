@@ -99,3 +99,17 @@ def test_sample_corpus_pools(backend_options) -> None:  # type: ignore[no-untype
                 assert score == nbs[rank - 1].score
     assert same_domain >= 0.9 * len(docs)  # cs / bio / news: the nearest document shares the domain
     backend.close()
+
+
+def test_iter_documents_returns_every_stored_document(backend_options) -> None:  # type: ignore[no-untyped-def]
+    backend = open_backend(backend_options("iter"), create=True)
+    try:
+        docs = [Document(f"d{i:03d}", f"title {i}", f"text {i}", [f"kp {i}", "shared"]) for i in range(25)]
+        backend.bulk_add(docs)
+        backend.bulk_add([Document("d003", "new title", "new text", ["replaced"])])
+        got = {d.id: d for d in backend.iter_documents(batch_size=10)}  # three pages on the servers
+        assert len(got) == 25
+        assert got["d003"] == Document("d003", "new title", "new text", ["replaced"])
+        assert got["d010"] == docs[10]
+    finally:
+        backend.close()

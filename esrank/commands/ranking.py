@@ -174,4 +174,50 @@ def rank_cmd(data: str, **kw: Any) -> None:
     echo_err(stats.summary())
 
 
-COMMANDS = [train_cmd, rank_cmd]
+@click.command("encode-keyphrases")
+@backend_options
+@model_options
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=4096, show_default=True,
+              help="Keyphrases sent to the encoder together.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="ESRANK_CACHE_DIR", default=None,
+              help="Embedding cache directory (default: ~/.cache/esrank/embeddings); `esrank rank --disk-cache` "
+                   "reads it.")
+def encode_keyphrases_cmd(**kw: Any) -> None:
+    """Pre-compute the embeddings of every keyphrase of an index into the on-disk cache.
+
+    Afterwards `esrank rank --disk-cache` with the same model never encodes a keyphrase of that index again.
+    """
+    from ..progress import bar
+    from ..reranker import Ranker
+    from ..retrieval.factory import open_backend
+
+    options = backend_options_from(kw)
+    ranker = Ranker.load(kw["model"], device=kw["device"], precision=kw["precision"], threads=kw["threads"],
+                         disk_cache=kw["cache_dir"] or True)
+    backend = open_backend(options)
+    seen: set[str] = set()
+    pending: list[str] = []
+    try:
+        with bar(total=backend.count(), desc="keyphrases of documents", unit="doc") as progress:
+            for doc in backend.iter_documents():
+                for p in doc.keyphrases:
+                    if p not in seen:
+                        seen.add(p)
+                        pending.append(p)
+                if len(pending) >= kw["batch_size"]:
+                    ranker.cache.encode(pending)
+                    pending = []
+                progress.update(1)
+            if pending:
+                ranker.cache.encode(pending)
+        st = ranker.cache.stats
+        store = ranker.cache.store
+        echo_err(f"{len(seen)} distinct keyphrases in '{options.index}': {st.encoded} encoded, "
+                 f"{st.disk_hits + st.memory_hits} already cached; cache {store.path if store else '-'} "
+                 f"holds {len(store) if store else 0}")
+    finally:
+        backend.close()
+        ranker.close()
+
+
+COMMANDS = [train_cmd, rank_cmd, encode_keyphrases_cmd]

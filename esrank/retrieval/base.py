@@ -52,5 +52,8 @@ class Backend(Protocol):
                    exclude_ids: Sequence[set[str]] | None = None) -> list[list[Neighbour]]:
         """The k nearest training documents of each query document (BM25 over title + text)."""
 
+    def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document (id, title, text, keyphrases), in no particular order."""
+
     def close(self) -> None:
         """Release connections / flush files."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..corpus import Document
 from ..errors import BackendError, ConfigError
@@ -122,6 +122,25 @@ class ElasticBackend:
             resp = body(self.conn.call("look up ids", fn))
             found.update(d["_id"] for d in resp["docs"] if d.get("found"))
         return found
+
+    def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document, paged by ``search_after`` on ``_id`` order (``id`` keyword field)."""
+        c = self.conn.client
+        after: list[Any] | None = None
+        while True:
+            req: dict[str, Any] = {"query": {"match_all": {}}, "size": batch_size, "sort": [{"id": "asc"}],
+                                   "_source": ["title", "text", "keyphrases"], "track_total_hits": False}
+            if after is not None:
+                req["search_after"] = after
+            fn = (lambda: c.search(index=self.index, **req)) if self._es else (  # noqa: E731
+                lambda: c.search(index=self.index, body=req))
+            hits = body(self.conn.call("read documents", fn))["hits"]["hits"]
+            for h in hits:
+                src = h.get("_source", {})
+                yield Document(h["_id"], src.get("title") or "", src.get("text") or "", list(src.get("keyphrases") or ()))
+            if len(hits) < batch_size:
+                return
+            after = hits[-1]["sort"]
 
     def neighbours(self, documents: Sequence[Document], k: int = 5,
                    exclude_ids: Sequence[set[str]] | None = None) -> list[list[Neighbour]]:

@@ -197,6 +197,15 @@ class EmbeddedBackend:
             result.indexed += 1
         self._log_lines += len(batch)
 
+    def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
+        """Every stored document, from the document log (the last version of a re-added id)."""
+        latest: dict[str, dict] = {}  # type: ignore[type-arg]
+        for rec in self._read_log():
+            latest.pop(rec["id"], None)
+            latest[rec["id"]] = rec
+        for rec in latest.values():
+            yield Document(rec["id"], rec.get("title", ""), rec.get("text", ""), list(rec.get("keyphrases") or ()))
+
     def _read_log(self) -> Iterator[dict]:  # type: ignore[type-arg]
         """Records of the log; a torn last line (crash during a write) is cut off."""
         path = self.path / LOG_NAME
