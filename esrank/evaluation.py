@@ -13,6 +13,7 @@ documents and always come with n, the number of documents counted.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -83,10 +84,15 @@ def score_document(gold: Sequence[str], predicted: Sequence[str], doc: StemmedTe
                                 ("all", len(gold_cls), hit)):
         if not n_gold:
             continue
-        for cut, k in (("5", 5), ("10", 10), ("O", n_gold), ("M", len(hits))):
-            taken = min(k, len(hits))
-            p, r, f = _prf(sum(hits[:taken]), taken, n_gold)
-            out[f"{scope}_P@{cut}"], out[f"{scope}_R@{cut}"], out[f"{scope}_F1@{cut}"] = p, r, f
+        n = len(hits)
+        cum = [0, *accumulate(hits)]  # cum[j] = correct among the first j predictions
+        for cut, k in (("5", 5), ("10", 10), ("O", n_gold), ("M", n)):
+            taken = k if k < n else n
+            m = cum[taken]
+            p = m / taken if taken else 0.0
+            r = m / n_gold
+            out[f"{scope}_P@{cut}"], out[f"{scope}_R@{cut}"] = p, r
+            out[f"{scope}_F1@{cut}"] = 2 * p * r / (p + r) if m else 0.0
     return out
 
 
