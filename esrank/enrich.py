@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import __version__
@@ -66,8 +67,8 @@ class EnrichSettings:
         """Raise ConfigError on an impossible setting."""
         if not self.text_fields or any(not f for f in self.text_fields):
             raise ConfigError("--text-fields needs at least one field name")
-        if not self.field or self.field.startswith(("_", ".")) or self.field.endswith("."):
-            raise ConfigError(f"invalid --field {self.field!r}")
+        if not self.field or self.field.startswith("_") or "." in self.field:
+            raise ConfigError(f"invalid --field {self.field!r} (a top-level field name, not starting with _)")
         if self.field in self.text_fields:
             raise ConfigError(f"--field {self.field} is one of the --text-fields")
         if self.top_n < 1 or self.k < 1 or self.batch_size < 1 or self.slices < 1:
@@ -311,7 +312,9 @@ def enrich_index(options: BackendOptions, settings: EnrichSettings, *, method: s
             ranker = Ranker.load(model, device=device, precision=precision, threads=threads)
             if tracker is not None:
                 tracker.set_device(ranker.encoder.device)
-            name, fingerprint = model or "all-MiniLM-L6-v2", ranker.encoder.fingerprint
+            # a model directory is named by its last part (its weights are in the version's fingerprint)
+            name = Path(model).name if model and Path(model).exists() else (model or "all-MiniLM-L6-v2")
+            fingerprint = ranker.encoder.fingerprint
         else:
             name, fingerprint = "vote", "vote"
         version = enrichment_version(settings, name, fingerprint, options.index)

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Iterable, Iterator, Sequence
+from typing import Any, ContextManager, Sequence
 
 import torch
 
@@ -154,43 +154,6 @@ def vote_rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool
         stats.candidates += sum(len(p.candidates) for p in pools)
         stats.scoring_s += time.perf_counter() - t0
     return out
-
-
-def rank_corpus(documents: Iterable[Document], backend: Any, ranker: Ranker | None, writer: Any, *, k: int = 5,
-                top_n: int | None = 10, batch_size: int = 64, exclude_self: bool = False, total: int | None = None,
-                tracker: Any = None) -> RankStats:
-    """Retrieve, pool and rank a corpus batch by batch, writing each ``Prediction`` to ``writer``;
-    ``ranker=None`` ranks by neighbour vote. ``exclude_self`` drops a document from its own neighbours."""
-    from .candidates import pool_from_neighbours
-    from .progress import bar
-
-    stats = ranker.stats if ranker is not None else RankStats()
-    with bar(total=total, desc="ranking") as pb:
-        for batch in _batches(documents, batch_size):
-            t = time.perf_counter()
-            with _stage(tracker, "neighbour_retrieval", len(batch)):
-                found = backend.neighbours(batch, k, [{d.id} for d in batch] if exclude_self else None)
-            pools = [pool_from_neighbours(d.id, nbs) for d, nbs in zip(batch, found)]
-            stats.retrieval_s += time.perf_counter() - t
-            if ranker is not None:
-                preds = ranker.rank_pools(batch, pools, top_n, tracker=tracker)
-            else:
-                preds = vote_rank_pools(batch, pools, top_n, stats=stats, tracker=tracker)
-            for p in preds:
-                writer.write(p)
-            pb.update(len(batch))
-    return stats
-
-
-def _batches(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    batch: list[Document] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def embedding_agreement(encoder: Encoder, texts: Sequence[str], precision: str) -> float:

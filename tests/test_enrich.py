@@ -268,7 +268,7 @@ def test_keyphrase_selection_and_payload() -> None:
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"text_fields": ()}, "--text-fields needs"), ({"field": "_x"}, "invalid --field"),
+    ({"text_fields": ()}, "--text-fields needs"), ({"field": "_x"}, "invalid --field"), ({"field": "a.b"}, "top-level field"),
     ({"field": "title"}, "is one of the --text-fields"), ({"slice_id": 2, "slice_max": 2}, "--slice-id must be"),
     ({"top_n": 0}, "at least 1"), ({"rate": 0.0}, "--rate must be positive")])
 def test_impossible_settings(change: dict[str, Any], message: str) -> None:

@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import pytest
-
 from esrank.enrich import EnrichSettings, enrich_index
 from esrank.enrich_scan import PointInTime
 from esrank.retrieval.connection import Connection, ConnectionConfig
