@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .text import stemmed_key
+
+if TYPE_CHECKING:
+    from .retrieval.base import Neighbour
 
 
 @dataclass
@@ -41,7 +44,7 @@ class CandidatePool:
         return [c.phrase for c in self.candidates]
 
 
-def pool_from_neighbours(doc_id: str, neighbours: Sequence["Neighbour"]) -> CandidatePool:  # noqa: F821
+def pool_from_neighbours(doc_id: str, neighbours: Sequence["Neighbour"]) -> CandidatePool:
     """Merge the keyphrases of a document's neighbours into one pool, unique by stemmed form."""
     by_key: dict[str, Candidate] = {}
     for nb in neighbours:

@@ -334,6 +334,18 @@ def read_documents(
         yield doc
 
 
+def chunked(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    """Consecutive lists of at most ``size`` documents (streaming)."""
+    batch: list[Document] = []
+    for d in documents:
+        batch.append(d)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def write_documents(docs: Iterable[Document], path: str | Path) -> int:
     """Write documents as JSONL (id, title, abstract, keyphrases, meta fields); returns the count."""
     n = 0

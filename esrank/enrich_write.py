@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from .enrich_scan import Hit
 from .errors import BackendError, ConfigError
-from .retrieval.connection import RETRY_STATUS, Connection, body, error_status
+from .retrieval.connection import RETRY_STATUS, Connection, body, has_analyzer
 from .retrieval.mappings import load_mapping
 
 MAPPING = "enrichment"  # mappings/enrichment.json: english analyzer
@@ -28,21 +28,6 @@ class WriteResult:
     deleted: list[str] = field(default_factory=list)  # gone since read
     failed: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
     retried: int = 0
-
-
-def has_analyzer(conn: Connection, analyzer: str) -> bool:
-    """Whether the server knows a built-in analyzer (``_analyze`` answers 400 when it does not)."""
-    c = conn.client
-    try:
-        if conn.kind == "elasticsearch":
-            c.indices.analyze(analyzer=analyzer, text="esrank")
-        else:
-            c.indices.analyze(body={"analyzer": analyzer, "text": "esrank"})
-        return True
-    except Exception as e:  # noqa: BLE001
-        if error_status(e) == 400:
-            return False
-        raise conn.error("check analyzer", e) from None
 
 
 def get_mappings(conn: Connection, index: str) -> dict[str, dict[str, Any]]:

@@ -10,9 +10,9 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import Iterator, TextIO
 
-from .corpus import Document, Fields, OnError, ReadStats, RejectSink, read_documents
+from .corpus import Document, Fields, OnError, ReadStats, RejectSink, chunked, read_documents
 from .errors import BackendError
 from .progress import bar
 from .retrieval.base import Backend
@@ -87,17 +87,6 @@ class DeadLetter:
             self._fh = None
 
 
-def _chunks(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    chunk: list[Document] = []
-    for d in docs:
-        chunk.append(d)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def load_corpus(backend: Backend, path: str | Path, *, fields: Fields | None = None, fmt: str | None = None,
                 on_error: OnError = "fail", rejects: str | Path | None = None, batch_size: int = 500,
                 resume: bool = False, dead_letter: str | Path | None = None) -> LoadReport:
@@ -113,7 +102,7 @@ def load_corpus(backend: Backend, path: str | Path, *, fields: Fields | None = N
         with RejectSink(rejects) as sink:
             docs = read_documents(path, fields=fields, fmt=fmt, on_error=on_error, rejects=sink,
                                   stats=report.stats)
-            for chunk in _chunks(docs, batch_size):
+            for chunk in chunked(docs, batch_size):
                 if resume and report.count_before:
                     present = backend.ids_present([d.id for d in chunk])
                     if present:

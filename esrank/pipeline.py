@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Sequence
 
 from .candidates import CandidatePool, add_candidates, pool_from_neighbours
-from .corpus import Document
+from .corpus import Document, chunked
 from .errors import ConfigError
 from .predictions import Prediction
 from .progress import bar
@@ -20,18 +20,6 @@ CandidateSource = Callable[[Document], Sequence[str]]
 
 def _stage(tracker: Any, name: str, items: int) -> ContextManager[Any]:
     return tracker.stage(name, items=items) if tracker is not None else contextlib.nullcontext()
-
-
-def batches(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    """Consecutive lists of at most ``size`` documents."""
-    batch: list[Document] = []
-    for it in items:
-        batch.append(it)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @dataclass
@@ -89,7 +77,7 @@ def rank_documents(documents: Iterable[Document], backend: Backend | None, ranke
     elif stats is None:
         stats = RankStats()
     with bar(total=total, desc=desc, unit="doc") as progress:
-        for batch in batches(documents, settings.batch_size):
+        for batch in chunked(documents, settings.batch_size):
             t0 = time.perf_counter()
             pools = candidate_pools(backend, batch, settings, extra=extra, tracker=tracker)
             stats.retrieval_s += time.perf_counter() - t0
@@ -107,7 +95,7 @@ def hard_negative_pools(documents: Sequence[Document], backend: Backend, k: int 
     settings = RankSettings(k=k, batch_size=batch_size, exclude_self=True)
     out: dict[str, list[str]] = {}
     with bar(total=len(documents), desc="hard negatives", unit="doc") as progress:
-        for batch in batches(documents, batch_size):
+        for batch in chunked(documents, batch_size):
             for doc, pool in zip(batch, candidate_pools(backend, batch, settings)):
                 out[doc.id] = pool.phrases
             progress.update(len(batch))

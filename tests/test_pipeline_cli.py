@@ -1,6 +1,5 @@
 """train → rank → evaluate through the CLI, on the embedded index and on a real Elasticsearch node."""
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

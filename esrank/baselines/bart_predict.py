@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
-from ..corpus import Document
+from ..corpus import Document, chunked
 from ..errors import ConfigError
 from ..predictions import Prediction, PredictionWriter
 from .. import progress
@@ -132,24 +132,13 @@ class BartGenerator:
         return [merge_beams(d, b) for d, b in zip(docs, self.generate(docs))]
 
 
-def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
-    batch: list[Document] = []
-    for d in docs:
-        batch.append(d)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def predict_bart(docs: Iterable[Document], config: BartPredictConfig, writer: PredictionWriter, *,
                  total: int | None = None, generator: BartGenerator | None = None) -> PredictStats:
     """Generate keyphrases for every document and write one prediction line per document."""
     gen = generator or BartGenerator(config)
     stats = PredictStats()
     with progress.bar(total=total, desc="bart predict", unit="doc") as pbar:
-        for batch in _batches(docs, config.batch_size):
+        for batch in chunked(docs, config.batch_size):
             for doc, pred in zip(batch, gen.predict(batch)):
                 writer.write(pred)
                 stats.documents += 1

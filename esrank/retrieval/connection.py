@@ -166,6 +166,21 @@ def body(response: Any) -> Any:
     return getattr(response, "body", response)
 
 
+def has_analyzer(conn: Connection, analyzer: str) -> bool:
+    """Whether the server knows a built-in analyzer (``_analyze`` answers 400 when it does not)."""
+    c = conn.client
+    try:
+        if conn.kind == "elasticsearch":
+            c.indices.analyze(analyzer=analyzer, text="esrank")
+        else:
+            c.indices.analyze(body={"analyzer": analyzer, "text": "esrank"})
+        return True
+    except Exception as e:  # noqa: BLE001
+        if error_status(e) == 400:
+            return False
+        raise conn.error("check analyzer", e) from None
+
+
 def error_status(e: BaseException) -> int | None:
     """The HTTP status of a client error, or None for connection-level errors."""
     for attr in ("status_code", "status"):

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..corpus import Document
 from ..errors import BackendError, ConfigError
 from .base import BulkResult, Neighbour
-from .connection import RETRY_STATUS, Connection, ConnectionConfig, body
+from .connection import RETRY_STATUS, Connection, ConnectionConfig, body, has_analyzer
 from .mappings import FALLBACK, MAIN, load_mapping
 from .query import DEFAULT_MAX_TERMS, query_text
 
@@ -84,19 +84,7 @@ class ElasticBackend:
 
     def has_analyzer(self, analyzer: str) -> bool:
         """Whether the server knows a built-in analyzer (via ``_analyze``)."""
-        c = self.conn.client
-        try:
-            if self._es:
-                c.indices.analyze(analyzer=analyzer, text="esrank")
-            else:
-                c.indices.analyze(body={"analyzer": analyzer, "text": "esrank"})
-            return True
-        except Exception as e:  # noqa: BLE001
-            from .connection import error_status
-
-            if error_status(e) == 400:
-                return False
-            raise self.conn.error("check analyzer", e) from None
+        return has_analyzer(self.conn, analyzer)
 
     def close(self) -> None:
         """Close the client's connections."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..candidates import Candidate, CandidatePool, pool_from_neighbours
-from ..corpus import Document
+from ..corpus import Document, chunked
 from ..errors import InputError
 from ..progress import bar
 from .base import Backend, Neighbour
@@ -34,19 +34,9 @@ class PoolStats:
 def neighbour_batches(backend: Backend, documents: Iterable[Document], *, k: int = 5, batch_size: int = 64,
                       exclude_self: bool = True) -> Iterator[tuple[Document, list[Neighbour]]]:
     """Each document with its k neighbours, asked ``batch_size`` documents at a time."""
-    batch: list[Document] = []
-
-    def flush(docs: Sequence[Document]) -> Iterator[tuple[Document, list[Neighbour]]]:
+    for docs in chunked(documents, batch_size):
         exclude = [{d.id} for d in docs] if exclude_self else None
         yield from zip(docs, backend.neighbours(docs, k, exclude))
-
-    for doc in documents:
-        batch.append(doc)
-        if len(batch) >= batch_size:
-            yield from flush(batch)
-            batch = []
-    if batch:
-        yield from flush(batch)
 
 
 def pool_record(doc_id: str, neighbours: Sequence[Neighbour], pool: CandidatePool) -> dict:  # type: ignore[type-arg]
