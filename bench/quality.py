@@ -53,6 +53,8 @@ def main() -> None:
     losses = [x for x in args.losses.split(",") if x]
     systems: dict[str, dict[str, list[str]]] = {"neighbour-vote": {}, "zero-shot": {}}
     systems.update({f"fine-tuned ({loss})": {} for loss in losses})
+    if "masked-mnr" in losses:
+        systems["fine-tuned (masked-mnr), documents cut at 128 tokens"] = {}
     settings = RankSettings(k=args.k, top_n=10)
     zero_shot = Ranker.load(None, threads=args.threads)
     start = time.perf_counter()
@@ -71,6 +73,10 @@ def main() -> None:
                 ranker = Ranker.load(res.model_dir, threads=args.threads)
                 for p in rank_documents(test_docs, backend, ranker, settings, desc=f"fold {i} {loss}"):
                     systems[f"fine-tuned ({loss})"][p.id] = p.phrases
+                if loss == "masked-mnr":
+                    short = Ranker.load(res.model_dir, threads=args.threads, max_seq_length=128)
+                    for p in rank_documents(test_docs, backend, short, settings, desc=f"fold {i} 128 tokens"):
+                        systems["fine-tuned (masked-mnr), documents cut at 128 tokens"][p.id] = p.phrases
                 print(f"fold {i}: {loss}: {res.pairs} pairs, {res.steps} steps, final loss {res.final_loss}",
                       file=sys.stderr)
             backend.close()

@@ -296,7 +296,7 @@ def enrichment_version(settings: EnrichSettings, model: str, fingerprint: str, t
 def enrich_index(options: BackendOptions, settings: EnrichSettings, *, method: str = "model",
                  model: str | None = None, device: str = "auto", precision: str = "auto",
                  threads: int | None = None, tracker: Any = None,
-                 on_batch_read: BatchHook | None = None) -> EnrichReport:
+                 on_batch_read: BatchHook | None = None, max_seq_length: int | None = None) -> EnrichReport:
     """Enrich the documents of ``settings.target_index`` with keyphrases ranked from the training index
     ``options.index`` (``method`` ``model``: the bi-encoder; ``vote``: the neighbour-vote baseline)."""
     settings.validate()
@@ -309,7 +309,8 @@ def enrich_index(options: BackendOptions, settings: EnrichSettings, *, method: s
         conn: Connection = backend.conn  # type: ignore[attr-defined]  # the training index's server
         ranker = None
         if method == "model":
-            ranker = Ranker.load(model, device=device, precision=precision, threads=threads)
+            ranker = Ranker.load(model, device=device, precision=precision, threads=threads,
+                                 max_seq_length=max_seq_length)
             if tracker is not None:
                 tracker.set_device(ranker.encoder.device)
             # a model directory is named by its last part (its weights are in the version's fingerprint)

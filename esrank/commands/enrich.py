@@ -100,7 +100,8 @@ def enrich_cmd(**kw: Any) -> None:
         force=kw["force"], exclude_self=kw["exclude_self"], rate=kw["rate"], version=kw["version"],
         pit_id=kw["pit_id"])
     report = enrich_index(options, settings, method=kw["method"], model=kw["model"], device=kw["device"],
-                          precision=kw["precision"], threads=kw["threads"], tracker=tracker)
+                          precision=kw["precision"], threads=kw["threads"], tracker=tracker,
+                          max_seq_length=kw["max_doc_tokens"])
     for sample in report.samples:
         click.echo(json.dumps(sample, ensure_ascii=False))
     if report.mapping:

@@ -27,6 +27,9 @@ def model_options(f: Any) -> Any:
                      help="auto: fp16 on GPU, bf16 autocast on CPUs with native bf16 (AMX/AVX512-BF16), else fp32."),
         click.option("--threads", type=click.IntRange(1, 1024), default=None, envvar="ESRANK_THREADS",
                      help="CPU threads for torch (default: torch's choice)."),
+        click.option("--max-doc-tokens", type=click.IntRange(16, 8192), default=None, envvar="ESRANK_MAX_DOC_TOKENS",
+                     help="Truncate documents to this many word pieces before encoding (default: the model's, 256 "
+                          "for MiniLM); 128 is about twice as fast (see docs/benchmarks.md)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -154,7 +157,7 @@ def rank_cmd(data: str, **kw: Any) -> None:
     ranker = None
     if kw["method"] == "model":
         ranker = Ranker.load(kw["model"], device=kw["device"], precision=kw["precision"], threads=kw["threads"],
-                             disk_cache=kw["disk_cache"])
+                             disk_cache=kw["disk_cache"], max_seq_length=kw["max_doc_tokens"])
         tracker.set_device(ranker.encoder.device)
     backend = open_backend(options) if "neighbours" in settings.sources else None
     rs = ReadStats()
