@@ -53,7 +53,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64, help="documents per retrieval + ranking call")
+    ap.add_argument("--doc-tokens", default="256",
+                    help="comma list of document truncations in word pieces (`esrank rank --max-doc-tokens`)")
+    ap.add_argument("--bart", action="store_true",
+                    help="also time BART-base beam-5 generation (bench_bart.py) in the same run: ranker/BART ratio")
+    ap.add_argument("--bart-docs", type=int, default=4)
     args = ap.parse_args()
+    doc_tokens = [int(x) for x in args.doc_tokens.split(",")]
     torch.set_num_threads(args.threads)
     corpus = synthetic_corpus(args.index_size + args.queries, seed=1)
     train, queries = corpus[:args.index_size], corpus[args.index_size:]
@@ -72,12 +78,16 @@ def main() -> None:
         run_once(backend, queries[:8], base, 8)  # warm-up (first-call allocations)
         results: dict[str, list[RankStats]] = {}
         for _ in range(args.repeat):
-            for prec, enc in encoders.items():
-                cold, ranker = run_once(backend, queries, enc, args.batch)
-                # again with the cache filled: as after `encode-keyphrases` pre-computed the vocabulary
-                hot, _ = run_once(backend, queries, enc, args.batch, ranker)
-                results.setdefault(f"{prec}, empty cache", []).append(cold)
-                results.setdefault(f"{prec}, keyphrases cached", []).append(hot)
+            for tokens in doc_tokens:
+                base.model.max_seq_length = tokens  # the encoders share one model
+                cut = "" if tokens == 256 else f", documents cut at {tokens} tokens"
+                for prec, enc in encoders.items():
+                    cold, ranker = run_once(backend, queries, enc, args.batch)
+                    # again with the cache filled: as after `encode-keyphrases` pre-computed the vocabulary
+                    hot, _ = run_once(backend, queries, enc, args.batch, ranker)
+                    results.setdefault(f"{prec}{cut}, empty cache", []).append(cold)
+                    results.setdefault(f"{prec}{cut}, keyphrases cached", []).append(hot)
+        base.model.max_seq_length = 256
         vote = RankStats()
         t = time.perf_counter()
         for i in range(0, len(queries), args.batch):
@@ -108,6 +118,16 @@ def main() -> None:
         texts = [d.full_text for d in queries[:64]] + [k for d in queries[:16] for k in d.keyphrases]
         print(f"bf16 vs fp32 embeddings: smallest cosine {embedding_agreement(base, texts, 'bf16'):.5f} "
               f"over {len(texts)} texts")
+    if args.bart:
+        from bench.bench_bart import bart_docs_per_second, realistic_docs
+
+        bdocs = realistic_docs(args.bart_docs)
+        for prec in encoders:
+            timing = bart_docs_per_second(bdocs, prec, repeats=2, target_tokens=22)
+            for state in ("empty cache", "keyphrases cached"):
+                ranker = medians[f"{prec}, {state}"]
+                print(f"BART-base beam-5 {prec}: {timing.median:.3f} docs/s (median); ranker ({state}) / BART = "
+                      f"{ranker / timing.median:.0f}x")
 
 
 if __name__ == "__main__":
