@@ -41,7 +41,7 @@ def folds(docs: list[Document], n: int) -> list[tuple[list[Document], list[Docum
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(sample_corpus_path()))
+    ap.add_argument("--data", default=None, help="corpus (default: the bundled sample)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("-k", type=int, default=5)
     args = ap.parse_args()
-    docs = list(read_documents(args.data))
+    docs = list(read_documents(args.data or sample_corpus_path()))
     losses = [x for x in args.losses.split(",") if x]
     systems: dict[str, dict[str, list[str]]] = {"neighbour-vote": {}, "zero-shot": {}}
     systems.update({f"fine-tuned ({loss})": {} for loss in losses})
@@ -83,7 +83,8 @@ def main() -> None:
     result = evaluate(docs, systems)
     sig = significance_table(result, "neighbour-vote")
     print(f"machine: {machine_facts()}")
-    print(f"{args.folds}-fold cross-validation over {len(docs)} documents of {args.data}, k={args.k}, "
+    print(f"{args.folds}-fold cross-validation over {len(docs)} documents of {args.data or 'the sample corpus'}, "
+          f"k={args.k}, "
           f"{args.epochs} epochs, batch {args.batch_size}; {time.perf_counter() - start:.0f}s")
     print(result_grid(result, significance=sig, markdown=True))
     print()
