@@ -61,8 +61,8 @@ def _item(value: Any) -> ScoredPhrase:
     raise ValueError("each keyphrase must be a string or an object with a 'phrase' string")
 
 
-def read_predictions(path: str | Path) -> Iterator[Prediction]:
-    """Stream a predictions file; a bad line raises ``InputError`` naming the file and line."""
+def json_lines(path: str | Path, what: str = "line") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-empty JSONL line that has an 'id'; else ``InputError`` at FILE:LINE."""
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", source=str(path))
@@ -79,16 +79,22 @@ def read_predictions(path: str | Path) -> Iterator[Prediction]:
             except json.JSONDecodeError as e:
                 raise InputError(f"malformed JSON: {e.msg}", source=str(path), line=lineno) from None
             if not isinstance(rec, dict) or "id" not in rec:
-                raise InputError("a prediction line needs an 'id'", source=str(path), line=lineno)
-            kps = rec.get("keyphrases", rec.get("keywords"))
-            if not isinstance(kps, list):
-                raise InputError("'keyphrases' must be a list", source=str(path), line=lineno)
-            try:
-                items = [_item(k) for k in kps]
-            except ValueError as e:
-                raise InputError(str(e), source=str(path), line=lineno) from None
-            meta = {k: v for k, v in rec.items() if k not in ("id", "keyphrases", "keywords")}
-            yield Prediction(str(rec["id"]), items, meta)
+                raise InputError(f"a {what} needs an 'id'", source=str(path), line=lineno)
+            yield lineno, rec
+
+
+def read_predictions(path: str | Path) -> Iterator[Prediction]:
+    """Stream a predictions file; a bad line raises ``InputError`` naming the file and line."""
+    for lineno, rec in json_lines(path, "prediction line"):
+        kps = rec.get("keyphrases", rec.get("keywords"))
+        if not isinstance(kps, list):
+            raise InputError("'keyphrases' must be a list", source=str(path), line=lineno)
+        try:
+            items = [_item(k) for k in kps]
+        except ValueError as e:
+            raise InputError(str(e), source=str(path), line=lineno) from None
+        meta = {k: v for k, v in rec.items() if k not in ("id", "keyphrases", "keywords")}
+        yield Prediction(str(rec["id"]), items, meta)
 
 
 class PredictionWriter:

@@ -35,7 +35,8 @@ def grid(rows: Sequence[Sequence[object]], header: Sequence[str], *, markdown: b
 
 def result_grid(result: EvalResult, metrics: Sequence[str] = MAIN_METRICS, *,
                 significance: Sequence[Significance] = (), markdown: bool = False) -> str:
-    """One table per group: systems × metrics (×100), with n per metric and † markers."""
+    """One table per group: systems × metrics (×100), with n per metric and † markers (tests over all documents,
+    so they mark the overall table only)."""
     marks = {(s.b, s.metric): s.marker() for s in significance}
     metrics = [m for m in metrics if m in result.metrics()]
     blocks = []
@@ -47,7 +48,7 @@ def result_grid(result: EvalResult, metrics: Sequence[str] = MAIN_METRICS, *,
             row: list[object] = [name]
             for m in metrics:
                 v, n = s.mean(m, None if group == "all" else ids)
-                row.append(_fmt(v) + marks.get((name, m), ""))
+                row.append(_fmt(v) + (marks.get((name, m), "") if group == "all" else ""))
                 if len(ns) < len(metrics):
                     ns.append(n)
             rows.append(row)

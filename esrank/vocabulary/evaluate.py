@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import InputError
+from ..predictions import json_lines
 from ..text import fold_accents, normalise_phrase
 
 if TYPE_CHECKING:
@@ -52,34 +53,23 @@ def _split_heading(text: str) -> tuple[str, str | None]:
 def read_gold(path: str | Path) -> Iterator[GoldRecord]:
     """Stream gold records: {"id", "descriptors": [...], "pairs": [[D, Q], ...]} or {"id", "keyphrases": ["D", "D/Q"]}."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", source=str(path))
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"malformed JSON: {e.msg}", source=str(path), line=lineno) from None
-            if not isinstance(rec, dict) or "id" not in rec:
-                raise InputError("a gold record needs an 'id'", source=str(path), line=lineno)
-            descs, pairs = rec.get("descriptors", []), rec.get("pairs", [])
-            kps: Any = rec.get("keyphrases", rec.get("keywords", []))
-            ok = (isinstance(descs, list) and all(isinstance(d, str) for d in descs)
-                  and isinstance(pairs, list) and isinstance(kps, list) and all(isinstance(k, str) for k in kps)
-                  and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs))
-            if not ok:
-                raise InputError("'descriptors' and 'keyphrases' must be lists of strings and 'pairs' a list of "
-                                 "[descriptor, qualifier] lists", source=str(path), line=lineno)
-            g = GoldRecord(str(rec["id"]), list(descs), [(p[0], p[1]) for p in pairs])
-            for k in kps or ():
-                d, q = _split_heading(k)
-                if q is None:
-                    g.descriptors.append(d)
-                else:
-                    g.pairs.append((d, q))
-            yield g
+    for lineno, rec in json_lines(path, "gold record"):
+        descs, pairs = rec.get("descriptors", []), rec.get("pairs", [])
+        kps: Any = rec.get("keyphrases", rec.get("keywords", []))
+        ok = (isinstance(descs, list) and all(isinstance(d, str) for d in descs)
+              and isinstance(pairs, list) and isinstance(kps, list) and all(isinstance(k, str) for k in kps)
+              and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs))
+        if not ok:
+            raise InputError("'descriptors' and 'keyphrases' must be lists of strings and 'pairs' a list of "
+                             "[descriptor, qualifier] lists", source=str(path), line=lineno)
+        g = GoldRecord(str(rec["id"]), list(descs), [(p[0], p[1]) for p in pairs])
+        for k in kps or ():
+            d, q = _split_heading(k)
+            if q is None:
+                g.descriptors.append(d)
+            else:
+                g.pairs.append((d, q))
+        yield g
 
 
 class Canon:
