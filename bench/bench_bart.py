@@ -40,8 +40,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from esrank.baselines.bart_data import document_target, format_source  # noqa: E402
-from esrank.baselines.bart_predict import autocast  # noqa: E402
+from esrank.baselines.bart.data import document_target, format_source  # noqa: E402
+from esrank.baselines.bart.predict import autocast  # noqa: E402
 from esrank.corpus import Document, read_documents, sample_corpus_path  # noqa: E402
 
 BART_BASE = dict(vocab_size=50265, d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
@@ -176,9 +176,9 @@ def embedded_ranker(index_docs: Sequence[Document], index_dir: Path, *, k: int =
 
     Each call starts with an empty keyphrase-embedding cache (the conservative, cold-cache case).
     """
-    from esrank.encoder import EmbeddingCache, Encoder
-    from esrank.pipeline import RankSettings, rank_documents
-    from esrank.reranker import Ranker
+    from esrank.ranking.encoder import EmbeddingCache, Encoder
+    from esrank.ranking.pipeline import RankSettings, rank_documents
+    from esrank.ranking.ranker import Ranker
     from esrank.retrieval.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend("bench", index_dir)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine_facts  # noqa: E402
 from esrank.corpus import Document, read_documents, sample_corpus_path  # noqa: E402
-from esrank.enrich_scan import PointInTime  # noqa: E402
+from esrank.enrich.scan import PointInTime  # noqa: E402
 from esrank.retrieval.connection import Connection, ConnectionConfig  # noqa: E402
 from esrank.retrieval.factory import BackendOptions, open_backend, resolve_kind  # noqa: E402
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import machine_facts, synthetic_corpus, timed  # noqa: E402
 
-from esrank.evaluation import evaluate  # noqa: E402
+from esrank.evaluation.prmu import evaluate  # noqa: E402
 
 
 def main() -> None:

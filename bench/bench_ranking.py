@@ -24,9 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from bench.common import machine_facts, synthetic_corpus  # noqa: E402
-from esrank.candidates import pool_from_neighbours  # noqa: E402
-from esrank.encoder import CacheStats, EmbeddingCache, Encoder, cpu_bf16_support  # noqa: E402
-from esrank.reranker import Ranker, RankStats, embedding_agreement, vote_rank_pools  # noqa: E402
+from esrank.ranking.candidates import pool_from_neighbours  # noqa: E402
+from esrank.ranking.encoder import CacheStats, EmbeddingCache, Encoder, cpu_bf16_support  # noqa: E402
+from esrank.ranking.ranker import Ranker, RankStats, embedding_agreement, vote_rank_pools  # noqa: E402
 from esrank.retrieval.embedded import EmbeddedBackend  # noqa: E402
 
 

@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from esrank.corpus import Document  # noqa: E402
+from esrank.ranking.pools import neighbour_batches  # noqa: E402
 from esrank.retrieval.factory import BackendOptions, open_backend  # noqa: E402
-from esrank.retrieval.pools import neighbour_batches  # noqa: E402
 
 SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"] + ["an", "el", "or", "is", "um"]
 

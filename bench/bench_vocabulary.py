@@ -97,9 +97,9 @@ def hybrid(data: str | None, k: int, every: int) -> None:
     import tempfile
 
     from esrank.corpus import read_documents, sample_corpus_path
-    from esrank.evaluation import evaluate
-    from esrank.pipeline import RankSettings, rank_documents
-    from esrank.reranker import Ranker
+    from esrank.evaluation.prmu import evaluate
+    from esrank.ranking.pipeline import RankSettings, rank_documents
+    from esrank.ranking.ranker import Ranker
     from esrank.retrieval.embedded import EmbeddedBackend
     from esrank.text import prepare, stemmed_key
     from esrank.vocabulary.candidates import vocabulary_candidates

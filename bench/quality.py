@@ -19,12 +19,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine_facts  # noqa: E402
 
 from esrank.corpus import Document, read_documents, sample_corpus_path  # noqa: E402
-from esrank.evaluation import evaluate, significance_table  # noqa: E402
-from esrank.pipeline import RankSettings, rank_documents  # noqa: E402
-from esrank.reranker import Ranker  # noqa: E402
+from esrank.evaluation.prmu import evaluate, significance_table  # noqa: E402
+from esrank.evaluation.tables import result_grid, significance_grid  # noqa: E402
+from esrank.ranking.pipeline import RankSettings, rank_documents  # noqa: E402
+from esrank.ranking.ranker import Ranker  # noqa: E402
+from esrank.ranking.training import TrainConfig, train  # noqa: E402
 from esrank.retrieval.embedded import EmbeddedBackend  # noqa: E402
-from esrank.tables import result_grid, significance_grid  # noqa: E402
-from esrank.training import TrainConfig, train  # noqa: E402
 
 
 def folds(docs: list[Document], n: int) -> list[tuple[list[Document], list[Document]]]:

@@ -10,7 +10,6 @@ import csv
 import hashlib
 import io
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, TextIO
@@ -360,8 +359,3 @@ def write_documents(docs: Iterable[Document], path: str | Path) -> int:
 def sample_corpus_path() -> Path:
     """Path of the sample corpus shipped with esrank (JSONL, 3 domains)."""
     return Path(__file__).parent / "data" / "sample.jsonl"
-
-
-def stderr_summary(label: str, stats: ReadStats) -> None:
-    """Print a read summary to stderr."""
-    print(f"{label}: {stats.summary()}", file=sys.stderr)

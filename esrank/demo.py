@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .corpus import Document, read_documents, sample_corpus_path, write_documents
-from .evaluation import EvalResult, Significance, evaluate, significance_table
-from .pipeline import RankSettings, rank_documents
+from .evaluation.prmu import EvalResult, Significance, evaluate, significance_table
 from .predictions import PredictionWriter
-from .reranker import Ranker, RankStats
+from .ranking.pipeline import RankSettings, rank_documents
+from .ranking.ranker import Ranker, RankStats
+from .ranking.training import TrainConfig, train
 from .retrieval.embedded import EmbeddedBackend
-from .training import TrainConfig, train
 
 Say = Callable[[str], None]
 

@@ -1,1 +1,70 @@
-"""Click commands; ``cli.py`` at the top level assembles them into the ``esrank`` group."""
+"""The ``esrank`` command line (Click). Thin: each command parses options and calls the library.
+
+``main`` is the ``esrank`` console script (``esrank.commands:main``); one module per command family.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import EsrankError
+from ..progress import set_quiet
+
+
+class EsrankGroup(click.Group):
+    """A group that turns user errors into one line on stderr and a non-zero exit (traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EsrankError as e:
+            if ctx.meta.get("esrank.debug"):
+                raise
+            click.echo(f"esrank: error: {e.one_line()}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("esrank: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=EsrankGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="esrank")
+@click.option("--debug", is_flag=True, envvar="ESRANK_DEBUG", help="Show tracebacks and debug logs.")
+@click.option("-q", "--quiet", is_flag=True, envvar="ESRANK_QUIET", help="No progress bars.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """esrank: retrieval-augmented keyphrase ranking for Elasticsearch, OpenSearch and an embedded BM25 index.
+
+    \b
+    Typical flow:
+      esrank load TRAIN.jsonl --index kp          # index training documents and keyphrases
+      esrank train --index kp --data TRAIN.jsonl --out model/
+      esrank rank TEST.jsonl --index kp --model model/ --out preds.jsonl
+      esrank evaluate --gold TEST.jsonl --pred preds.jsonl
+    Or run everything on the bundled sample corpus: esrank demo
+    """
+    ctx.meta["esrank.debug"] = debug
+    set_quiet(quiet)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
+                        format="esrank: %(levelname)s: %(name)s: %(message)s")
+
+
+def _register() -> None:
+    from . import evaluate
+
+    for cmd in evaluate.COMMANDS:
+        main.add_command(cmd)
+    from .vocab import vocab; main.add_command(vocab)  # noqa: E702
+    from .report import report_cmd; main.add_command(report_cmd)  # noqa: E702
+    from .bart import bart_group; main.add_command(bart_group)  # noqa: E702
+    from . import retrieval; [main.add_command(c) for c in retrieval.COMMANDS]  # noqa: E702
+    from . import ranking; [main.add_command(c) for c in ranking.COMMANDS]  # noqa: E702
+    from . import demo; [main.add_command(c) for c in demo.COMMANDS]  # noqa: E702
+    from . import enrich; [main.add_command(c) for c in enrich.COMMANDS]  # noqa: E702
+
+
+_register()

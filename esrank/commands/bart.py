@@ -61,7 +61,7 @@ def train_cmd(data: str, dev: str | None, out: str, model: str, epochs: float, m
               rejects: str | None, **kw: Any) -> None:
     """Fine-tune BART (One2Seq): source `title</s>text`, target the keyphrases joined by a separator token,
     present ones first in order of appearance, then absent ones."""
-    from ..baselines.bart_train import BartTrainConfig, train_bart
+    from ..baselines.bart.train import BartTrainConfig, train_bart
 
     tracker = tracker_from_options(kw, approach="bart")
     fields = fields_from(kw)
@@ -109,7 +109,7 @@ def predict_cmd(model: str, data: str, out: str, num_beams: int, num_return_sequ
                 max_source_length: int | None, max_target_length: int | None, device: str, precision: str,
                 fmt: str | None, on_error: str, rejects: str | None, **kw: Any) -> None:
     """Generate keyphrases with beam search and write them ranked, with PRMU categories, one line per document."""
-    from ..baselines.bart_predict import BartGenerator, BartPredictConfig, predict_bart
+    from ..baselines.bart.predict import BartGenerator, BartPredictConfig, predict_bart
 
     tracker = tracker_from_options(kw, approach="bart")
     fields = fields_from(kw)

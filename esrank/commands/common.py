@@ -1,7 +1,6 @@
 """Options and helpers shared by the commands (field names, error policy, output)."""
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import click
@@ -45,8 +44,3 @@ def fields_from(kw: dict[str, Any], *, require_keyphrases: bool = False) -> Fiel
 def echo_err(message: str) -> None:
     """A line on stderr (summaries, warnings), kept off stdout so it stays parseable."""
     click.echo(message, err=True)
-
-
-def pass_obj(f: F) -> F:
-    """Decorator alias kept for symmetry with click.pass_obj."""
-    return functools.wraps(f)(click.pass_obj(f))

@@ -35,7 +35,7 @@ def demo_cmd(out: str, data: str | None, epochs: int, batch_size: int, k: int, t
     5. print the PRMU table with significance tests against the neighbour vote.
     """
     from ..demo import run_demo
-    from ..tables import result_grid, significance_grid
+    from ..evaluation.tables import result_grid, significance_grid
 
     tracker = tracker_from_options(kw)
     res = run_demo(out, data=data, epochs=epochs, batch_size=batch_size, k=k, threads=threads, tracker=tracker,
@@ -44,8 +44,8 @@ def demo_cmd(out: str, data: str | None, epochs: int, batch_size: int, k: int, t
     click.echo("\n" + significance_grid(res.significance))
     if report_dir:
         from ..corpus import read_documents
+        from ..evaluation.report import write_report
         from ..predictions import read_predictions
-        from ..report import write_report
 
         files = write_report(report_dir, records=tracker.records,
                              gold_docs=list(read_documents(res.out_dir / "test.jsonl")),

@@ -80,13 +80,13 @@ def enrich_cmd(**kw: Any) -> None:
       esrank enrich ... --slice-max 4 --slice-id N --slices 2 --pit-id "$PIT"
     Interrupted? Run the same command again with --resume.
     """
-    from ..enrich import EnrichSettings, enrich_index
+    from ..enrich.job import EnrichSettings, enrich_index
 
     tracker = tracker_from_options(kw)
     options = backend_options_from(kw)
     query = None
     if kw["query_json"]:
-        from ..enrich_scan import check_query
+        from ..enrich.scan import check_query
 
         try:
             query = check_query(json.loads(kw["query_json"]))
@@ -143,7 +143,7 @@ def eval_retrieval_cmd(**kw: Any) -> None:
         --topics topics.tsv --qrels qrels.txt --fields title,abstract --with-enrichment
     Reports MAP, nDCG@10 and recall@100 per run and a paired randomization test between runs.
     """
-    from ..retrieval_eval import evaluate_retrieval
+    from ..evaluation.retrieval import evaluate_retrieval
 
     options = backend_options_from(kw)
     result = evaluate_retrieval(options, kw["topics"], kw["qrels"], fields=_fields(kw["fields"], "--fields"),

@@ -8,10 +8,10 @@ import click
 
 from ..corpus import ReadStats, RejectSink, read_documents
 from ..errors import ConfigError
-from ..evaluation import MAIN_METRICS, evaluate, significance_table
+from ..evaluation.prmu import MAIN_METRICS, evaluate, significance_table
+from ..evaluation.stats import corpus_stats
+from ..evaluation.tables import grid, prmu_plot, result_csv, result_grid, result_json, significance_grid
 from ..predictions import read_predictions
-from ..stats import corpus_stats
-from ..tables import grid, prmu_plot, result_csv, result_grid, result_json, significance_grid
 from .common import echo_err, fields_from, input_options
 
 

@@ -10,7 +10,7 @@ from .common import echo_err, fields_from, input_options
 from .retrieval import backend_options, backend_options_from
 
 
-# esrank.losses.LOSS_NAMES, repeated so that the CLI starts without importing torch (a test keeps them equal)
+# esrank.ranking.losses.LOSS_NAMES, repeated so that the CLI starts without importing torch (a test keeps them equal)
 LOSS_CHOICES = ("masked-mnr", "mnr", "multilabel-supcon")
 
 
@@ -72,9 +72,9 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
     The model directory is a standard Sentence-Transformers model plus esrank_card.json.
     """
     from ..corpus import ReadStats, RejectSink, read_documents
-    from ..pipeline import hard_negative_pools
+    from ..ranking.pipeline import hard_negative_pools
+    from ..ranking.training import TrainConfig, train
     from ..retrieval.factory import open_backend
-    from ..training import TrainConfig, train
 
     tracker = tracker_from_options(kw)
     fields = fields_from(kw, require_keyphrases=True)
@@ -137,9 +137,9 @@ def rank_cmd(data: str, **kw: Any) -> None:
     esrank evaluate --gold test.jsonl --pred preds.jsonl
     """
     from ..corpus import ReadStats, RejectSink, read_documents
-    from ..pipeline import RankSettings, rank_documents
     from ..predictions import PredictionWriter
-    from ..reranker import Ranker, RankStats
+    from ..ranking.pipeline import RankSettings, rank_documents
+    from ..ranking.ranker import Ranker, RankStats
     from ..retrieval.factory import open_backend
 
     tracker = tracker_from_options(kw)
@@ -191,7 +191,7 @@ def encode_keyphrases_cmd(**kw: Any) -> None:
     Afterwards `esrank rank --disk-cache` with the same model never encodes a keyphrase of that index again.
     """
     from ..progress import bar
-    from ..reranker import Ranker
+    from ..ranking.ranker import Ranker
     from ..retrieval.factory import open_backend
 
     options = backend_options_from(kw)

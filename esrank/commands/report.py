@@ -9,7 +9,7 @@ import click
 from ..corpus import ReadStats, RejectSink, read_documents
 from ..cost import ONE_OFF_STAGES, STAGES, read_records
 from ..errors import ConfigError
-from ..report import DEFAULT_EXTRAPOLATION_DOCS, write_report
+from ..evaluation.report import DEFAULT_EXTRAPOLATION_DOCS, write_report
 from .common import echo_err, fields_from, input_options
 
 

@@ -79,8 +79,8 @@ def load_cmd(data: str, **kw: Any) -> None:
       ESRANK_URL=http://localhost:9200 esrank load train.jsonl --index kp
     Ids come from the data (else a hash of title and text), so loading again never duplicates.
     """
-    from ..loading import load_corpus
     from ..retrieval.factory import open_backend
+    from ..retrieval.loading import load_corpus
 
     fields = fields_from(kw)
     options = backend_options_from(kw)
@@ -119,8 +119,8 @@ def neighbours_cmd(data: str, **kw: Any) -> None:
                        "candidates": [{phrase, neighbour_ranks, bm25_scores, count}]}
     """
     from ..corpus import ReadStats, RejectSink, read_documents
+    from ..ranking.pools import write_pools
     from ..retrieval.factory import open_backend
-    from ..retrieval.pools import write_pools
 
     fields = fields_from(kw)
     options = backend_options_from(kw)

@@ -1,0 +1,78 @@
+"""Candidate keyphrases of a query document: the unique keyphrases of its retrieved neighbours."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from ..text import stemmed_key
+
+if TYPE_CHECKING:
+    from ..retrieval.base import Neighbour
+
+
+@dataclass
+class Candidate:
+    """A candidate keyphrase with the retrieval features it came with."""
+
+    phrase: str
+    key: str  # stemmed form; candidates are unique by key within a pool
+    neighbour_ranks: list[int] = field(default_factory=list)
+    bm25_scores: list[float] = field(default_factory=list)
+    sources: tuple[str, ...] = ("neighbours",)
+
+    @property
+    def count(self) -> int:
+        """How many neighbours carry this keyphrase."""
+        return len(self.neighbour_ranks)
+
+    @property
+    def vote(self) -> float:
+        """Neighbour-vote score: summed BM25 score of the neighbours carrying the keyphrase."""
+        return float(sum(self.bm25_scores))
+
+
+@dataclass
+class CandidatePool:
+    """All candidates of one query document."""
+
+    doc_id: str
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def phrases(self) -> list[str]:
+        """The candidate phrases, in pool order."""
+        return [c.phrase for c in self.candidates]
+
+
+def pool_from_neighbours(doc_id: str, neighbours: Sequence["Neighbour"]) -> CandidatePool:
+    """Merge the keyphrases of a document's neighbours into one pool, unique by stemmed form."""
+    by_key: dict[str, Candidate] = {}
+    for nb in neighbours:
+        for phrase in nb.keyphrases:
+            key = stemmed_key(phrase)
+            if not key:
+                continue
+            cand = by_key.get(key)
+            if cand is None:
+                cand = by_key[key] = Candidate(phrase, key)
+            if nb.rank not in cand.neighbour_ranks:
+                cand.neighbour_ranks.append(nb.rank)
+                cand.bm25_scores.append(nb.score)
+    return CandidatePool(doc_id, list(by_key.values()))
+
+
+def add_candidates(pool: CandidatePool, phrases: Iterable[str], source: str) -> None:
+    """Add phrases from another source (e.g. a thesaurus) to a pool, merging by stemmed form."""
+    have = {c.key: c for c in pool.candidates}
+    for p in phrases:
+        key = stemmed_key(p)
+        if not key:
+            continue
+        if key in have:
+            c = have[key]
+            if source not in c.sources:
+                c.sources = c.sources + (source,)
+        else:
+            c = Candidate(p, key, sources=(source,))
+            have[key] = c
+            pool.candidates.append(c)

@@ -1,0 +1,163 @@
+"""Ranking candidate pools: the bi-encoder ranker (cosine of document and keyphrase embeddings) and the
+neighbour-vote baseline. Both return ``Prediction``s with a score and the PRMU category of each phrase."""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, ContextManager, Sequence
+
+import torch
+
+from ..corpus import Document
+from ..predictions import Prediction, ScoredPhrase
+from ..text import classify_key, prepare
+from .candidates import CandidatePool
+from .encoder import CacheStats, EmbeddingCache, Encoder
+
+
+@dataclass
+class RankStats:
+    """Counts and the time split of ranking (retrieval time is the caller's to add)."""
+
+    documents: int = 0
+    candidates: int = 0
+    empty_pools: int = 0
+    retrieval_s: float = 0.0
+    document_encoding_s: float = 0.0
+    candidate_encoding_s: float = 0.0
+    scoring_s: float = 0.0
+    cache: CacheStats = field(default_factory=CacheStats)
+
+    @property
+    def total_s(self) -> float:
+        """Sum of the stages."""
+        return self.retrieval_s + self.document_encoding_s + self.candidate_encoding_s + self.scoring_s
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (times in seconds)."""
+        return {
+            "documents": self.documents, "candidates": self.candidates, "empty_pools": self.empty_pools,
+            "retrieval_s": round(self.retrieval_s, 4), "document_encoding_s": round(self.document_encoding_s, 4),
+            "candidate_encoding_s": round(self.candidate_encoding_s, 4), "scoring_s": round(self.scoring_s, 4),
+            "cache": self.cache.to_json(),
+        }
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        t = self.total_s or 1e-9
+        parts = [f"{name} {secs:.2f}s ({100 * secs / t:.0f}%)" for name, secs in (
+            ("retrieval", self.retrieval_s), ("document encoding", self.document_encoding_s),
+            ("candidate encoding", self.candidate_encoding_s), ("scoring", self.scoring_s))]
+        rate = f", {self.documents / t:.1f} docs/s" if self.total_s else ""
+        return (f"ranked {self.documents} documents ({self.empty_pools} with no candidate){rate}; "
+                + ", ".join(parts) + f"; keyphrase cache hit rate {100 * self.cache.hit_rate:.1f}%")
+
+
+def _stage(tracker: Any, name: str, items: int) -> ContextManager[Any]:
+    return tracker.stage(name, items=items) if tracker is not None else contextlib.nullcontext()
+
+
+def _check_aligned(documents: Sequence[Document], pools: Sequence[CandidatePool]) -> None:
+    if len(documents) != len(pools):
+        raise ValueError(f"{len(documents)} documents but {len(pools)} candidate pools")
+    for d, p in zip(documents, pools):
+        if d.id != p.doc_id:
+            raise ValueError(f"pool of {p.doc_id!r} given for document {d.id!r}")
+
+
+def _categorised(doc: Document, pool: CandidatePool, scores: Sequence[float], top_n: int | None) -> Prediction:
+    order = sorted(range(len(pool.candidates)), key=lambda i: (-scores[i], i))
+    if top_n is not None:
+        order = order[:top_n]
+    prepared = prepare(doc.title, doc.text)
+    items = [ScoredPhrase(pool.candidates[i].phrase, float(scores[i]), classify_key(pool.candidates[i].key, prepared))
+             for i in order]
+    return Prediction(doc.id, items)
+
+
+class Ranker:
+    """Bi-encoder ranker: an ``Encoder``, its keyphrase-embedding cache and cumulative ``RankStats``."""
+
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None = None) -> None:
+        self.encoder = encoder
+        self.cache = cache if cache is not None else EmbeddingCache(encoder)
+        self.stats = RankStats(cache=self.cache.stats)
+
+    @classmethod
+    def load(cls, model: str | os.PathLike[str] | None = None, *, device: str = "auto", precision: str = "auto",
+             threads: int | None = None, batch_size: int | None = None, max_seq_length: int | None = None,
+             cache_size: int = 200_000, disk_cache: bool | str | os.PathLike[str] = False) -> "Ranker":
+        """A ranker on a model (default all-MiniLM-L6-v2, offline); ``disk_cache`` True or a directory."""
+        enc = Encoder.load(model, device=device, precision=precision, threads=threads, batch_size=batch_size,
+                           max_seq_length=max_seq_length)
+        return cls(enc, EmbeddingCache(enc, capacity=cache_size, disk=disk_cache))
+
+    def rank_pools(self, documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = 10,
+                   *, tracker: Any = None) -> list[Prediction]:
+        """Rank each document's candidate pool by cosine of document and keyphrase embeddings."""
+        _check_aligned(documents, pools)
+        st = self.stats
+        t0 = time.perf_counter()
+        with _stage(tracker, "document_encoding", len(documents)):
+            doc_emb = self.encoder.encode([d.full_text for d in documents])
+        t1 = time.perf_counter()
+        phrases = [c.phrase for p in pools for c in p.candidates]
+        with _stage(tracker, "candidate_encoding", len(documents)):
+            cand_emb = self.cache.encode(phrases)
+        t2 = time.perf_counter()
+        out: list[Prediction] = []
+        with _stage(tracker, "candidate_ranking", len(documents)):
+            start = 0
+            for i, (doc, pool) in enumerate(zip(documents, pools)):
+                n = len(pool.candidates)
+                if n == 0:
+                    st.empty_pools += 1
+                    out.append(Prediction(doc.id, []))
+                    continue
+                scores = (cand_emb[start:start + n] @ doc_emb[i]).tolist()
+                start += n
+                out.append(_categorised(doc, pool, scores, top_n))
+        t3 = time.perf_counter()
+        st.documents += len(documents)
+        st.candidates += len(phrases)
+        st.document_encoding_s += t1 - t0
+        st.candidate_encoding_s += t2 - t1
+        st.scoring_s += t3 - t2
+        return out
+
+    def close(self) -> None:
+        """Close the disk cache, if any."""
+        self.cache.close()
+
+
+def rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], model: Ranker,
+               top_n: int | None = 10, *, tracker: Any = None) -> list[Prediction]:
+    """Rank candidate pools with a bi-encoder ``Ranker`` (its ``stats`` accumulate the time split)."""
+    return model.rank_pools(documents, pools, top_n, tracker=tracker)
+
+
+def vote_rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = 10,
+                    *, stats: RankStats | None = None, tracker: Any = None) -> list[Prediction]:
+    """Neighbour-vote baseline: candidates ranked by the summed BM25 score of the neighbours carrying them."""
+    _check_aligned(documents, pools)
+    t0 = time.perf_counter()
+    out: list[Prediction] = []
+    with _stage(tracker, "candidate_ranking", len(documents)):
+        for doc, pool in zip(documents, pools):
+            if not pool.candidates and stats is not None:
+                stats.empty_pools += 1
+            out.append(_categorised(doc, pool, [c.vote for c in pool.candidates], top_n))
+    if stats is not None:
+        stats.documents += len(documents)
+        stats.candidates += sum(len(p.candidates) for p in pools)
+        stats.scoring_s += time.perf_counter() - t0
+    return out
+
+
+def embedding_agreement(encoder: Encoder, texts: Sequence[str], precision: str) -> float:
+    """Smallest cosine between the embeddings at ``precision`` and at fp32 (1.0 = identical)."""
+    ref = Encoder(encoder.model, encoder.device, "fp32", encoder.batch_size).encode(texts)
+    low = Encoder(encoder.model, encoder.device, precision, encoder.batch_size).encode(texts)
+    return float(torch.nn.functional.cosine_similarity(ref, low, dim=1).min())
