@@ -39,4 +39,36 @@ class MissingExtraError(EsrankError):
     """An optional dependency is not installed."""
 
     def __init__(self, package: str, extra: str, purpose: str) -> None:
-        super().__init__(f"{purpose} needs the '{package}' package: pip install 'esrank[{extra}]'")
+        self.package, self.extra = package, extra
+        super().__init__(f"{purpose} needs the '{extra}' extra ({package}): pip install \"esrank[{extra}]\"")
+
+
+# top-level module → (distribution, extra that brings it); extra None = part of the base install
+_MODULE_SOURCES: dict[str, tuple[str, str | None]] = {
+    "opensearchpy": ("opensearch-py", "opensearch"),
+    "pyarrow": ("pyarrow", "parquet"),
+    "codecarbon": ("codecarbon", None),
+    "datasets": ("datasets", None),
+    "accelerate": ("accelerate", None),
+    "sentence_transformers": ("sentence-transformers", None),
+    "transformers": ("transformers", None),
+    "torch": ("torch", None),
+    "bm25s": ("bm25s", None),
+    "Stemmer": ("PyStemmer", None),
+    "nltk": ("nltk", None),
+    "scipy": ("scipy", None),
+    "matplotlib": ("matplotlib", None),
+    "elasticsearch": ("elasticsearch", None),
+}
+
+
+def missing_module_error(e: ModuleNotFoundError) -> EsrankError:
+    """A one-line error for a module that is not installed: which extra brings it, or how to repair the install."""
+    top = (e.name or "").split(".")[0]
+    dist, extra = _MODULE_SOURCES.get(top, (top, None))
+    if extra is not None:
+        return MissingExtraError(dist, extra, "this command")
+    if top in _MODULE_SOURCES:
+        return EsrankError(f"the package '{dist}' is missing from this environment although esrank needs it: "
+                           "reinstall esrank (pip install esrank, or pip install -e . in a checkout)")
+    return EsrankError(f"a Python module is missing: {e.name} ({e})")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .. import __version__
-from ..errors import EsrankError
+from ..errors import EsrankError, missing_module_error
 from ..progress import set_quiet
 
 
@@ -21,11 +21,12 @@ class EsrankGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except EsrankError as e:
+        except (EsrankError, ModuleNotFoundError) as e:
             if ctx.meta.get("esrank.debug"):
                 raise
-            click.echo(f"esrank: error: {e.one_line()}", err=True)
-            ctx.exit(e.exit_code)
+            err = e if isinstance(e, EsrankError) else missing_module_error(e)
+            click.echo(f"esrank: error: {err.one_line()}", err=True)
+            ctx.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("esrank: interrupted", err=True)
             ctx.exit(130)
