@@ -19,6 +19,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from servers import ELASTICSEARCH, OPENSEARCH, Distribution, Server, ServerUnavailable  # noqa: E402
 
 
+SERVER_TEST_TIMEOUT = 600  # seconds; a hung server must fail its test, not hang the run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Server tests get a per-test timeout (pytest-timeout) unless they set their own."""
+    for item in items:
+        if item.get_closest_marker("server") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SERVER_TEST_TIMEOUT))
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
