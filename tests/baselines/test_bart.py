@@ -53,9 +53,24 @@ def test_present_keyphrases_in_order_of_first_appearance_then_absent_in_original
 
 
 def test_source_uses_the_separator_and_tolerates_a_missing_part():
-    assert format_source(" Title ", "Text body.", "</s>") == "Title</s>Text body."
-    assert format_source("", "Text body.", "</s>") == "Text body."
-    assert format_source("Title", "  ", "</s>") == "Title"
+    assert format_source(" Title ", "Text body.", "<s>") == "Title<s>Text body."
+    assert format_source("", "Text body.", "<s>") == "Text body."
+    assert format_source("Title", "  ", "<s>") == "Title"
+
+
+def test_source_is_title_bos_abstract_as_in_the_paper(tiny_model):
+    """The paper's source is `title <s> abstract`: one bos token between title and text, not `</s>`."""
+    from esrank.baselines.bart.train import encode_documents
+
+    tok = load_tokenizer(str(tiny_model))
+    add_keyphrase_sep(tok, None)
+    ids = encode_documents([DOC], tok, 256, 64).features[0]["input_ids"]
+    # RoBERTa-style framing <s> ... </s>, and inside it exactly one more <s>: the title/text separator
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
+    inner = ids[1:-1]
+    assert inner.count(tok.bos_token_id) == 1 and tok.eos_token_id not in inner
+    cut = inner.index(tok.bos_token_id)
+    assert tok.decode(inner[:cut]) == DOC.title and tok.decode(inner[cut + 1:]) == DOC.text
 
 
 def test_split_target_inverts_format_target():
@@ -101,7 +116,7 @@ def test_target_round_trip_through_the_tokenizer(tiny_model):
 def trained(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "model"
     docs = _sample_docs(12)
-    config = BartTrainConfig(out=str(out), model=str(tiny_model), max_steps=12, lr=3e-3, batch_size=4,
+    config = BartTrainConfig(out=str(out), model=str(tiny_model), max_steps=12, lr=3e-3, batch_size=4, grad_accum=1,
                              max_source_length=64, max_target_length=32, logging_steps=1, seed=1, device="cpu")
     return train_bart(docs, config), config, docs
 
@@ -113,7 +128,7 @@ def test_training_lowers_the_loss_and_saves_a_loadable_model(trained):
     assert sum(result.losses[-3:]) / 3 < sum(result.losses[:3]) / 3 - 0.3
     out = Path(config.out)
     assert (out / "model.safetensors").is_file() and not (out / "pytorch_model.bin").exists()
-    assert BartMeta.load(out) == BartMeta(KEYPHRASE_SEP, 64, 32, config.model)
+    assert BartMeta.load(out) == BartMeta(KEYPHRASE_SEP, 64, 32, config.model, "<s>")
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-12", "checkpoint-9"]
 
 
@@ -156,6 +171,24 @@ def test_predict_writes_a_valid_line_for_every_document(trained, tmp_path):
     assert sum(len(p.keyphrases) for p in preds) > 0
 
 
+def test_generator_joins_title_and_text_the_way_the_model_was_trained(trained, tmp_path):
+    import shutil
+
+    _, config, _ = trained
+    assert BartGenerator(BartPredictConfig(model=config.out, device="cpu")).src_sep == "<s>"
+    legacy = tmp_path / "legacy"
+    shutil.copytree(config.out, legacy, ignore=shutil.ignore_patterns("checkpoints"))
+    meta = json.loads((legacy / "esrank_bart.json").read_text())
+    del meta["source_sep"]  # written before the separator was recorded: those models were trained with </s>
+    (legacy / "esrank_bart.json").write_text(json.dumps(meta))
+    assert BartGenerator(BartPredictConfig(model=str(legacy), device="cpu")).src_sep == "</s>"
+
+
+def test_training_defaults_are_the_papers():
+    cfg = BartTrainConfig(out="x")
+    assert (cfg.epochs, cfg.lr, cfg.batch_size * cfg.grad_accum) == (10.0, 5e-5, 168)
+
+
 def test_generator_rejects_bad_options_and_models_without_separator(trained, tiny_model):
     _, config, _ = trained
     with pytest.raises(ConfigError, match="num-return-sequences"):
@@ -181,9 +214,11 @@ def test_cli_train_predict_evaluate(tiny_model, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["-q", "bart", "train", "--data", str(data), "--out", str(out), "--model",
                              str(tiny_model), "--max-steps", "2", "--batch-size", "3", "--max-source-length", "48",
-                             "--max-target-length", "24", "--dev", str(data), "--cost-log", str(cost), "--no-carbon"])
+                             "--max-target-length", "24", "--dev", str(data), "--cost-log", str(cost), "--no-carbon",
+                             "--quick"])
     assert r.exit_code == 0, r.output
     assert "trained on 6 documents" in r.stderr and "dev loss" in r.stderr and r.stdout == ""
+    assert "3 epochs, lr 5e-05, effective batch 3 (3 × 1 accumulated)" in r.stderr
     r = runner.invoke(main, ["-q", "bart", "predict", "--model", str(out), "--data", str(data), "--out", str(preds),
                              "--num-beams", "2", "--num-return-sequences", "2", "--max-target-length", "10",
                              "--cost-log", str(cost), "--no-carbon"])
@@ -196,6 +231,20 @@ def test_cli_train_predict_evaluate(tiny_model, tmp_path):
     r = runner.invoke(main, ["evaluate", "--gold", str(data), "--pred", str(preds), "--format", "json"])
     assert r.exit_code == 0, r.output
     assert {x["system"] for x in json.loads(r.stdout)["results"]} == {"bart"}
+
+
+def test_cli_trains_with_the_papers_defaults(tiny_model, tmp_path):
+    data = tmp_path / "train.jsonl"
+    write_documents(_sample_docs(4), data)
+    r = CliRunner().invoke(main, ["-q", "bart", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+                                  "--model", str(tiny_model), "--max-steps", "1", "--max-source-length", "16",
+                                  "--max-target-length", "8", "--no-carbon"])
+    assert r.exit_code == 0, r.output
+    assert "10 epochs, lr 5e-05, effective batch 168 (8 × 21 accumulated)" in r.stderr
+    r = CliRunner().invoke(main, ["-q", "bart", "train", "--data", str(data), "--out", str(tmp_path / "m2"),
+                                  "--model", str(tiny_model), "--max-steps", "1", "--max-source-length", "16",
+                                  "--max-target-length", "8", "--batch-size", "5", "--no-carbon"])
+    assert "effective batch 170 (5 × 34 accumulated)" in r.stderr  # 168 rounded up to a multiple of 5
 
 
 def test_cli_errors_are_one_line(tmp_path):

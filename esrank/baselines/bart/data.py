@@ -1,7 +1,7 @@
 """BART-KP One2Seq text formats: the source a document becomes, the target its keyphrases become, and the
 parsing of generated sequences back into ranked, de-duplicated keyphrases.
 
-Source: ``title<sep>text`` with the tokenizer's own separator token (``</s>`` for BART).
+Source: ``title<s>text`` as in the BART-KP paper (the tokenizer's bos token, ``<s>`` for BART).
 Target: the keyphrases joined by a dedicated separator token (``KEYPHRASE_SEP``, added to the tokenizer):
 present keyphrases first, in the order of their first occurrence in title + text, then absent ones in their
 original order. Presence and position come from ``esrank.text`` (stemmed, contiguous match).

@@ -24,6 +24,7 @@ class BartMeta:
     max_source_length: int = 512
     max_target_length: int = 128
     base_model: str = ""
+    source_sep: str | None = None  # between title and text; None: a model trained before it was recorded
 
     def save(self, directory: str | Path) -> Path:
         """Write the metadata file into a model directory."""
@@ -137,7 +138,12 @@ def keyphrase_sep_id(tokenizer: Any, sep: str) -> int:
 
 
 def source_separator(tokenizer: Any) -> str:
-    """The separator put between title and text: the tokenizer's sep token (``</s>`` for BART)."""
+    """The separator put between title and text: the tokenizer's bos token (``<s>`` for BART, as in the paper)."""
+    return str(tokenizer.bos_token or tokenizer.cls_token or tokenizer.sep_token or " ")
+
+
+def legacy_source_separator(tokenizer: Any) -> str:
+    """The separator of models trained before ``source_sep`` was recorded: the sep token (``</s>`` for BART)."""
     return str(tokenizer.sep_token or tokenizer.eos_token or " ")
 
 

@@ -11,8 +11,8 @@ from ...corpus import Document, chunked
 from ...errors import ConfigError
 from ...predictions import Prediction, PredictionWriter
 from .data import Beam, format_source, merge_beams, split_ids
-from .model import BartMeta, keyphrase_sep_id, load_model, load_tokenizer, max_source_tokens, \
-    quiet_transformers, source_separator
+from .model import BartMeta, keyphrase_sep_id, legacy_source_separator, load_model, load_tokenizer, \
+    max_source_tokens, quiet_transformers, source_separator
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -88,11 +88,17 @@ class BartGenerator:
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.model)
         loaded = model if model is not None else load_model(config.model)
         self.model = loaded.to(self.device).eval()
-        meta = BartMeta.load(config.model) or BartMeta()
+        saved = BartMeta.load(config.model)
+        meta = saved or BartMeta()
         self.sep_id = keyphrase_sep_id(self.tokenizer, meta.keyphrase_sep)
         self.source_length = max_source_tokens(self.model, config.max_source_length or meta.max_source_length)
         self.target_length = config.max_target_length or meta.max_target_length
-        self.src_sep = source_separator(self.tokenizer)
+        if meta.source_sep is not None:  # the separator the model was trained with
+            self.src_sep = meta.source_sep
+        elif saved is not None:  # trained by an esrank that joined title and text with the sep token
+            self.src_sep = legacy_source_separator(self.tokenizer)
+        else:
+            self.src_sep = source_separator(self.tokenizer)
         self.drop_ids = {int(i) for i in self.tokenizer.all_special_ids if i != self.sep_id}
 
     def generate(self, docs: Sequence[Document]) -> list[list[Beam]]:
