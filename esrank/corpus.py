@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, TextIO
@@ -48,6 +49,10 @@ class Fields:
     keyphrases: tuple[str, ...] = ("keyphrases", "keywords", "keyphrase")
     keyphrase_sep: str = ";"
     require_keyphrases: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.keyphrase_sep:
+            raise ConfigError("--keyphrase-sep must not be empty (it splits the keyphrases of a CSV/TSV cell)")
 
     @classmethod
     def from_options(
@@ -98,21 +103,26 @@ class ReadStats:
 
 
 class RejectSink:
-    """Writes rejected records as JSONL: source, line, reason and the raw record."""
+    """Writes rejected records as JSONL: source, line, reason and the raw record (renamed into place on close)."""
 
     def __init__(self, path: str | Path | None) -> None:
-        self._fh: TextIO | None = open(path, "w", encoding="utf-8") if path else None
+        from .outputs import AtomicOutput
+
+        self.path = str(path) if path else None
+        self._out: AtomicOutput | None = AtomicOutput(path) if path else None
+        self.count = 0
 
     def write(self, source: str, line: int, reason: str, raw: str) -> None:
         """Record one rejected input record."""
-        if self._fh is not None:
-            self._fh.write(json.dumps({"source": source, "line": line, "reason": reason, "raw": raw}) + "\n")
+        self.count += 1
+        if self._out is not None:
+            self._out.write(json.dumps({"source": source, "line": line, "reason": reason, "raw": raw}) + "\n")
 
     def close(self) -> None:
-        """Flush and close the rejects file."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Write the rejects file (also after a failed run: it records what this run skipped)."""
+        if self._out is not None:
+            self._out.commit()
+            self._out = None
 
     def __enter__(self) -> "RejectSink":
         return self
@@ -153,8 +163,8 @@ def record_to_document(record: Any, fields: Fields, *, split_keyphrases: bool = 
     xname, text = _first(record, fields.text)
     if title is None and text is None:
         raise _Bad("missing text field (looked for " + ", ".join(fields.title + fields.text) + ")")
-    title = _as_text(tname, title) if title is not None else ""
-    text = _as_text(xname, text) if text is not None else ""
+    title = _as_text(tname or "title", title) if title is not None else ""
+    text = _as_text(xname or "text", text) if text is not None else ""
     if not title.strip() and not text.strip():
         raise _Bad("empty title and text")
     kname, kps = _first(record, fields.keyphrases)
@@ -178,91 +188,173 @@ def record_to_document(record: Any, fields: Fields, *, split_keyphrases: bool = 
     return Document(str(rid), title.strip(), text.strip(), dedupe_phrases(kps), meta)
 
 
-def detect_format(path: str | Path) -> str:
-    """File format from the name: jsonl, parquet, csv or tsv."""
+FORMATS = ("jsonl", "parquet", "csv", "tsv")
+STDIN = "-"
+_COMPRESSED = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+
+
+def format_from_name(path: str | Path) -> str | None:
+    """File format from the name (jsonl, parquet, csv or tsv; compression suffixes ignored), or None."""
     name = str(path).lower()
-    for suffix in (".gz", ".bz2", ".xz"):
+    for suffix in _COMPRESSED:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     for ext, fmt in ((".jsonl", "jsonl"), (".json", "jsonl"), (".ndjson", "jsonl"), (".parquet", "parquet"),
                      (".csv", "csv"), (".tsv", "tsv"), (".tab", "tsv")):
         if name.endswith(ext):
             return fmt
-    raise ConfigError(f"{path}: cannot tell the format from the file name; use --input-format jsonl|parquet|csv|tsv")
+    return None
 
 
-def _open_binary(path: Path) -> Any:
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        import gzip
+def sniff_format(head: bytes) -> str | None:
+    """File format from the first bytes of the (decompressed) content, or None."""
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        return None
+    if text[:1] in (b"{", b"["):
+        return "jsonl"
+    first = text.split(b"\n", 1)[0]
+    if b"\t" in first:
+        return "tsv"
+    if b"," in first:
+        return "csv"
+    return None
 
-        return gzip.open(path, "rb")
-    if name.endswith(".bz2"):
-        import bz2
 
-        return bz2.open(path, "rb")
-    if name.endswith(".xz"):
-        import lzma
+def detect_format(path: str | Path) -> str:
+    """File format from the name: jsonl, parquet, csv or tsv."""
+    fmt = format_from_name(path)
+    if fmt is None:
+        raise ConfigError(f"{path}: cannot tell the format from the file name; use --input-format jsonl|parquet|csv|tsv")
+    return fmt
 
-        return lzma.open(path, "rb")
+
+class _KeepOpen(io.BufferedReader):
+    """A buffered view of stdin that does not close it."""
+
+    def close(self) -> None:
+        pass
+
+
+def _open_raw(path: Path) -> io.BufferedReader:
+    if str(path) == STDIN:
+        return _KeepOpen(sys.stdin.buffer)  # type: ignore[arg-type]
     return open(path, "rb")
 
 
-def _open_text(path: Path) -> io.TextIOWrapper:
-    return io.TextIOWrapper(_open_binary(path), encoding="utf-8", errors="strict", newline="")
+def _open_binary(path: Path) -> Any:
+    """The decompressed byte stream of a file or stdin (compression from the suffix, else from magic bytes)."""
+    raw = _open_raw(path)
+    name = path.name.lower()
+    kind = next((k for suffix, k in _COMPRESSED.items() if name.endswith(suffix)), None)
+    if kind is None:
+        head = raw.peek(8)[:8]
+        kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
+    if kind == "gzip":
+        import gzip
+
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bzip2":
+        import bz2
+
+        return bz2.BZ2File(raw, "rb")
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile(raw, "rb")
+    return raw
 
 
-def _raw_jsonl(path: Path) -> Iterator[tuple[int, str, Any]]:
-    with _open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield lineno, raw.decode("utf-8", "replace"), _Bad(f"invalid UTF-8 at byte {e.start}")
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield lineno, line.rstrip("\n"), json.loads(line)
-            except json.JSONDecodeError as e:
-                yield lineno, line.rstrip("\n"), _Bad(f"malformed JSON: {e.msg} (column {e.colno})")
+def _read_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+    import zlib
+
+    return (EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
-def _raw_delimited(path: Path, delimiter: str) -> Iterator[tuple[int, str, Any]]:
-    fh = _open_text(path)
-    try:
-        reader = csv.reader(fh, delimiter=delimiter)
+def _lines(path: Path, fh: Any) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw bytes) of each line; corrupt or truncated compressed data ends in one ``InputError``."""
+    errors = _read_errors()
+    lineno = 0
+    while True:
         try:
-            header = next(reader)
+            raw = fh.readline()
+        except errors as e:
+            what = "truncated" if isinstance(e, EOFError) else "corrupt"
+            raise InputError(f"{what} compressed data after line {lineno} ({e or type(e).__name__}); the lines "
+                             "before were read", source=str(path), line=lineno + 1) from None
+        if not raw:
+            return
+        lineno += 1
+        yield lineno, raw
+
+
+def _raw_jsonl(path: Path, fh: Any) -> Iterator[tuple[int, str, Any]]:
+    for lineno, raw in _lines(path, fh):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield lineno, raw.decode("utf-8", "replace"), _Bad(f"invalid UTF-8 at byte {e.start}")
+            continue
+        if not line.strip():
+            continue
+        try:
+            yield lineno, line.rstrip("\n"), json.loads(line)
+        except json.JSONDecodeError as e:
+            yield lineno, line.rstrip("\n"), _Bad(f"malformed JSON: {e.msg} (column {e.colno})")
+
+
+def _raw_delimited(path: Path, fh: Any, delimiter: str) -> Iterator[tuple[int, str, Any]]:
+    """Rows of a CSV/TSV file, decoded line by line so that a bad byte costs only its own row."""
+    bad_lines: dict[int, str] = {}
+    physical = 0
+
+    def decoded() -> Iterator[str]:
+        nonlocal physical
+        for lineno, raw in _lines(path, fh):
+            physical = lineno
+            try:
+                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                bad_lines[lineno] = f"invalid UTF-8 at byte {e.start}"
+                yield raw.decode("utf-8", "replace")
+
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.reader(decoded(), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as e:
+        raise InputError(f"malformed {kind} header: {e}", source=str(path), line=1) from None
+    if 1 in bad_lines:
+        raise InputError(f"{bad_lines[1]} in the header; the columns cannot be read", source=str(path), line=1)
+    while True:
+        first = physical + 1
+        try:
+            row = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError as e:
-            yield 1, "", _Bad(f"invalid UTF-8 at byte {e.start}")
-            return
-        while True:
-            lineno = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as e:
-                yield lineno, "", _Bad(f"invalid UTF-8 at byte {e.start}; the rest of the file cannot be read")
-                return
-            except csv.Error as e:
-                yield lineno, "", _Bad(f"malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {e}")
-                continue
-            if not row:
-                continue
-            raw = delimiter.join(row)
-            if len(row) != len(header):
-                yield reader.line_num, raw, _Bad(f"expected {len(header)} columns, got {len(row)}")
-                continue
-            yield reader.line_num, raw, dict(zip(header, row))
-    finally:
-        fh.close()
+        except csv.Error as e:
+            yield first, "", _Bad(f"malformed {kind}: {e}")
+            continue
+        if not row:
+            continue
+        raw = delimiter.join(row)
+        bad = [bad_lines.pop(n) for n in range(first, physical + 1) if n in bad_lines]
+        if bad:
+            yield first, raw, _Bad(bad[0])
+            continue
+        if len(row) != len(header):
+            yield first, raw, _Bad(f"expected {len(header)} columns, got {len(row)}")
+            continue
+        yield first, raw, dict(zip(header, row))
 
 
-def _raw_parquet(path: Path) -> Iterator[tuple[int, str, Any]]:
+def _raw_parquet(path: Path, fh: Any) -> Iterator[tuple[int, str, Any]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -270,7 +362,11 @@ def _raw_parquet(path: Path) -> Iterator[tuple[int, str, Any]]:
 
         raise MissingExtraError("pyarrow", "parquet", "reading Parquet files") from None
     try:
-        pf = pq.ParquetFile(path)
+        source: Any = path if str(path) != STDIN and not path.name.lower().endswith(tuple(_COMPRESSED)) \
+            else io.BytesIO(fh.read())
+        pf = pq.ParquetFile(source)
+    except InputError:
+        raise
     except Exception as e:  # pyarrow raises several types for a bad file
         raise InputError(f"not a readable Parquet file: {e}", source=str(path)) from None
     row = 0
@@ -278,6 +374,34 @@ def _raw_parquet(path: Path) -> Iterator[tuple[int, str, Any]]:
         for rec in batch.to_pylist():
             row += 1
             yield row, json.dumps(rec, default=str), rec
+
+
+def _records(path: Path, fmt: str | None) -> Iterator[tuple[int, str, Any, bool]]:
+    """(line, raw text, parsed record or _Bad, whether keyphrases are a separated string) of each record."""
+    fmt = fmt or format_from_name(path)
+    with _open_binary(path) as fh:
+        if fmt is None:
+            try:
+                head = fh.peek(4096)[:4096]
+            except _read_errors() as e:
+                raise InputError(f"corrupt compressed data ({e})", source=str(path), line=1) from None
+            fmt = sniff_format(head)
+            if fmt is None and (head.strip() or str(path) != STDIN):
+                raise ConfigError(f"{path}: cannot tell the format from the name or the content; "
+                                  "use --input-format jsonl|parquet|csv|tsv")
+            fmt = fmt or "jsonl"
+        if fmt == "jsonl":
+            raw_iter, split = _raw_jsonl(path, fh), False
+        elif fmt == "csv":
+            raw_iter, split = _raw_delimited(path, fh, ","), True
+        elif fmt == "tsv":
+            raw_iter, split = _raw_delimited(path, fh, "\t"), True
+        elif fmt == "parquet":
+            raw_iter, split = _raw_parquet(path, fh), False
+        else:
+            raise ConfigError(f"unknown format {fmt!r}; use jsonl, parquet, csv or tsv")
+        for lineno, raw, rec in raw_iter:
+            yield lineno, raw, rec, split
 
 
 def read_documents(
@@ -291,25 +415,17 @@ def read_documents(
 ) -> Iterator[Document]:
     """Stream the documents of a file; see the module docstring for the error policy."""
     path = Path(path)
-    if str(path) != "-" and not path.exists():
-        raise InputError("no such file", source=str(path))
-    if path.is_dir():
-        raise InputError("is a directory, expected a file", source=str(path))
+    if str(path) != STDIN:
+        if not path.exists():
+            raise InputError("no such file", source=str(path))
+        if path.is_dir():
+            raise InputError("is a directory, expected a file", source=str(path))
     fields = fields or Fields()
-    fmt = fmt or detect_format(path)
     stats = stats if stats is not None else ReadStats()
-    if fmt == "jsonl":
-        raw_iter, split = _raw_jsonl(path), False
-    elif fmt == "csv":
-        raw_iter, split = _raw_delimited(path, ","), True
-    elif fmt == "tsv":
-        raw_iter, split = _raw_delimited(path, "\t"), True
-    elif fmt == "parquet":
-        raw_iter, split = _raw_parquet(path), False
-    else:
+    if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; use jsonl, parquet, csv or tsv")
     seen_ids: set[str] = set()
-    for lineno, raw, rec in raw_iter:
+    for lineno, raw, rec, split in _records(path, fmt):
         stats.read += 1
         try:
             if isinstance(rec, _Bad):
@@ -331,6 +447,51 @@ def read_documents(
             continue
         stats.kept += 1
         yield doc
+
+
+@dataclass
+class DocumentReader:
+    """How a command reads its input documents (format, fields, error policy, rejects file) and what it counted.
+
+    Use as a context manager around the reads; ``read`` may be called for several inputs, which then share the
+    rejects file and are counted apart (``stats``).
+    """
+
+    fields: Fields = field(default_factory=Fields)
+    fmt: str | None = None
+    on_error: OnError = "fail"
+    rejects: str | None = None
+    stats: dict[str, ReadStats] = field(default_factory=dict)
+    _sink: RejectSink | None = field(default=None, repr=False)
+
+    def read(self, path: str | Path) -> Iterator[Document]:
+        """Stream the documents of one input (``-`` = stdin), counted under its path."""
+        if self._sink is None:
+            self._sink = RejectSink(self.rejects)
+        st = self.stats.setdefault(str(path), ReadStats())
+        return read_documents(path, fields=self.fields, fmt=self.fmt, on_error=self.on_error, rejects=self._sink,
+                              stats=st)
+
+    def close(self) -> None:
+        """Write the rejects file (if any)."""
+        if self._sink is not None:
+            self._sink.close()
+
+    def __enter__(self) -> "DocumentReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def summaries(self) -> list[str]:
+        """One line per input read (``PATH: read N, kept K, skipped S``), then a warning per empty input."""
+        lines = [f"{'stdin' if p == STDIN else p}: {st.summary()}" for p, st in self.stats.items()]
+        for p, st in self.stats.items():
+            if st.read == 0:
+                lines.append(f"esrank: warning: {'stdin' if p == STDIN else p}: the input holds no documents")
+            elif st.kept == 0:
+                lines.append(f"esrank: warning: {'stdin' if p == STDIN else p}: every record was skipped")
+        return lines
 
 
 def chunked(documents: Iterable[Document], size: int) -> Iterator[list[Document]]:

@@ -6,7 +6,6 @@ best first. When reading, items may also be plain strings.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -98,17 +97,15 @@ def read_predictions(path: str | Path) -> Iterator[Prediction]:
 
 
 class PredictionWriter:
-    """Writes predictions as JSONL, one document per line, flushed as it goes."""
+    """Writes predictions as JSONL, one document per line; a file is renamed into place only when the run succeeds."""
 
     def __init__(self, path: str | Path) -> None:
+        from .outputs import AtomicOutput
+
         self.path = Path(path)
         self.count = 0
-        if str(path) == "-":
-            self._fh: Any = sys.stdout
-            return
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "w", encoding="utf-8")
+        self._out = AtomicOutput(path)
+        self._fh: Any = self._out.fh
 
     def write(self, prediction: Prediction) -> None:
         """Append one document's prediction."""
@@ -122,14 +119,18 @@ class PredictionWriter:
         return self.count
 
     def close(self) -> None:
-        """Close the file (stdout is only flushed)."""
-        if self._fh is sys.stdout:
-            self._fh.flush()
-        else:
-            self._fh.close()
+        """Finish the output: the file replaces any previous one (stdout is only flushed)."""
+        self._out.commit()
+
+    def discard(self) -> None:
+        """Abandon the output: a previous file of the same name is left untouched."""
+        self._out.discard()
 
     def __enter__(self) -> "PredictionWriter":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()

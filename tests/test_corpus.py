@@ -109,3 +109,91 @@ def test_streaming_does_not_read_ahead(tmp_path):
     assert next(it).title == "a" and next(it).title == "b"  # the bad third line is not read yet
     with pytest.raises(InputError):
         next(it)
+
+
+def test_csv_bad_byte_points_at_its_line_and_costs_only_that_row(tmp_path):
+    """Issue 14 item 5: one bad byte in a CSV used to lose the whole file and point at line 1."""
+    rows = [b"id,title,abstract,keyphrases"] + [f"{i},t{i},text {i},k{i}".encode() for i in range(1, 11)]
+    rows[5] = b"5,t5,caf\xe9 latte,k5"  # latin-1 byte on line 6
+    p = tmp_path / "d.csv"
+    p.write_bytes(b"\n".join(rows) + b"\n")
+    with pytest.raises(InputError, match=r"d.csv:6: invalid UTF-8"):
+        list(read_documents(p))
+    stats, rejects = ReadStats(), tmp_path / "rejects.jsonl"
+    with RejectSink(rejects) as sink:
+        docs = list(read_documents(p, on_error="skip", rejects=sink, stats=stats))
+    assert [d.id for d in docs] == ["1", "2", "3", "4", "6", "7", "8", "9", "10"]
+    assert (stats.read, stats.kept, stats.skipped) == (10, 9, 1)
+    assert [json.loads(x)["line"] for x in rejects.read_text().splitlines()] == [6]
+
+
+def test_csv_quoted_newline_keeps_true_line_numbers(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_bytes(b'id,title,abstract\n1,"two\nlines",x\n2,t,\xff\n3,t,y\n')
+    stats = ReadStats()
+    docs = list(read_documents(p, on_error="skip", stats=stats))
+    assert [d.id for d in docs] == ["1", "3"] and docs[0].title == "two\nlines"
+    with pytest.raises(InputError, match=r"d.csv:4: invalid UTF-8"):
+        list(read_documents(p))
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_corrupt_and_truncated_compressed_inputs_are_one_error(tmp_path, suffix):
+    """Issue 14 item 10: corrupt or truncated .gz/.bz2/.xz gave tracebacks."""
+    import bz2
+    import gzip
+    import lzma
+
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[suffix]
+    body = "".join(json.dumps({"id": str(i), "title": f"title {i}", "abstract": "x" * 50}) + "\n"
+                   for i in range(2000)).encode()
+    whole = compress(body)
+    truncated = tmp_path / f"t.jsonl{suffix}"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    seen = []
+    with pytest.raises(InputError, match="truncated|corrupt") as e:
+        for d in read_documents(truncated):
+            seen.append(d.id)
+    assert str(truncated) in str(e.value) and len(seen) < 2000 and (suffix == ".bz2" or seen)  # bz2: one block
+    assert f":{len(seen) + 1}:" in str(e.value)  # the line after the last one read
+    corrupt = tmp_path / f"c.jsonl{suffix}"
+    corrupt.write_bytes(whole[:10] + b"\x00garbage" * 50)
+    with pytest.raises(InputError, match="corrupt|truncated"):
+        list(read_documents(corrupt))
+
+
+def test_stdin_and_content_sniffing(tmp_path, monkeypatch):
+    import gzip
+    import io
+    import sys
+
+    lines = "".join(json.dumps({"id": str(i), "title": f"t{i}"}) + "\n" for i in range(3)).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(lines)))
+    assert [d.id for d in read_documents("-")] == ["0", "1", "2"]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(gzip.compress(b"id\ttitle\nx\ty\n"))))
+    assert [(d.id, d.title) for d in read_documents("-")] == [("x", "y")]
+    noname = tmp_path / "documents"
+    noname.write_bytes(lines)
+    assert len(list(read_documents(noname))) == 3
+
+
+def test_empty_keyphrase_separator_is_an_error():
+    """Issue 14 item 10: --keyphrase-sep "" gave a ValueError traceback."""
+    from esrank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="keyphrase-sep must not be empty"):
+        Fields.from_options(keyphrase_sep="")
+
+
+def test_document_reader_counts_each_input_and_warns_on_empty(tmp_path):
+    from esrank.corpus import DocumentReader
+
+    a = write(tmp_path / "a.jsonl", ['{"title": "a"}', "{bad"])
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("")
+    with DocumentReader(on_error="skip", rejects=str(tmp_path / "r.jsonl")) as reader:
+        assert len(list(reader.read(a))) == 1 and list(reader.read(empty)) == []
+    lines = reader.summaries()
+    assert lines[0] == f"{a}: read 2, kept 1, skipped 1 (malformed JSON: 1)"
+    assert f"esrank: warning: {empty}: the input holds no documents" in lines
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 1

@@ -13,6 +13,7 @@ documents and always come with n, the number of documents counted.
 from __future__ import annotations
 
 import math
+import warnings
 from itertools import accumulate
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..corpus import Document
+from ..errors import ConfigError
 from ..text import PRMU, StemmedText, classify_key, prepare, stemmed_key
 
 MAIN_METRICS = ("P_F1@Q", "R_R@Q", "M_R@Q", "U_R@Q", "Abs_R@Q")
@@ -59,7 +61,7 @@ def _prf(matches: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
 
 def score_document(gold: Sequence[str], predicted: Sequence[str], doc: StemmedText) -> dict[str, float]:
     """All metrics defined for one document (a metric whose gold set is empty is left out)."""
-    gold_cls = {k: classify_key(k, doc) for k in _unique_keys(gold)}
+    gold_cls: dict[str, str] = {k: classify_key(k, doc) for k in _unique_keys(gold)}
     pkeys = _unique_keys(predicted)
     pcls = [gold_cls.get(k) or classify_key(k, doc) for k in pkeys]  # a key's class depends on the key only
     hit = [k in gold_cls for k in pkeys]
@@ -205,11 +207,17 @@ class Significance:
         return "†" if self.p_randomization < alpha else ""
 
 
+def _mean_difference(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    return np.mean(x - y, axis=axis)
+
+
 def paired_test(result: EvalResult, metric: str, a: str, b: str, *, rounds: int = 10_000,
                 seed: int = 13) -> Significance:
-    """Paired randomization (sign-flip), Wilcoxon signed-rank and paired t-test over common documents."""
+    """Paired randomization (sign-flip permutation test), Wilcoxon signed-rank and paired t-test (scipy.stats)."""
     from scipy import stats
 
+    if rounds < 1:
+        raise ConfigError(f"--rounds must be at least 1, got {rounds}")
     va, vb = result.systems[a].per_doc.get(metric, {}), result.systems[b].per_doc.get(metric, {})
     ids = [i for i in va if i in vb]
     xa = np.array([va[i] for i in ids], dtype=float)
@@ -218,19 +226,19 @@ def paired_test(result: EvalResult, metric: str, a: str, b: str, *, rounds: int 
     n = len(ids)
     if n == 0:
         return Significance(metric, a, b, 0, math.nan, math.nan, math.nan, math.nan, math.nan)
-    observed = abs(d.mean())
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for start in range(0, rounds, 1000):
-        m = min(1000, rounds - start)
-        signs = rng.integers(0, 2, size=(m, n), dtype=np.int8) * 2 - 1
-        hits += int((np.abs((signs * d).mean(axis=1)) >= observed - 1e-12).sum())
-    p_rand = (hits + 1) / (rounds + 1)
-    if np.all(d == 0):
-        p_w = p_t = 1.0
+    if np.all(d == 0) or n == 1:  # one document: both sign flips give the same |mean|
+        p_rand = p_w = p_t = 1.0
     else:
-        p_w = float(stats.wilcoxon(xa, xb, zero_method="wilcox").pvalue)
-        p_t = float(stats.ttest_rel(xa, xb).pvalue) if n > 1 and np.std(d) > 0 else 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns on nearly identical samples
+            p_rand = float(stats.permutation_test(
+                (xb, xa), _mean_difference, permutation_type="samples", n_resamples=rounds,
+                alternative="two-sided", vectorized=True, rng=np.random.default_rng(seed)).pvalue)
+            p_w = float(stats.wilcoxon(xa, xb, zero_method="wilcox").pvalue)
+            if np.ptp(d) == 0:  # every document moves by the same amount: no doubt about the sign
+                p_t = 0.0
+            else:
+                p_t = float(stats.ttest_rel(xb, xa).pvalue)
     return Significance(metric, a, b, n, float(xa.mean()), float(xb.mean()), p_rand, p_w, p_t)
 
 

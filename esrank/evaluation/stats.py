@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -38,6 +38,19 @@ class CorpusStats:
             row[f"%{c}"] = round(self.prmu_percent.get(c, 0.0), 1)
         return row
 
+    def as_record(self) -> dict[str, object]:
+        """Flat dict of numbers for JSON (means and standard deviations apart, PRMU in percent)."""
+        rec: dict[str, object] = {
+            "corpus": self.name, "documents": self.documents, "tokens_per_doc": round(self.tokens_mean, 3),
+            "tokens_per_doc_sd": round(self.tokens_sd, 3), "vocabulary": self.vocabulary,
+            "keyphrases_per_doc": round(self.keyphrases_mean, 3), "keyphrases_per_doc_sd": round(self.keyphrases_sd, 3),
+            "tokens_per_keyphrase": round(self.keyphrase_tokens_mean, 3),
+            "tokens_per_keyphrase_sd": round(self.keyphrase_tokens_sd, 3),
+        }
+        for c in PRMU:
+            rec[f"percent_{c}"] = round(self.prmu_percent.get(c, 0.0), 3)
+        return rec
+
 
 class _Acc:
     def __init__(self, name: str) -> None:
@@ -48,7 +61,7 @@ class _Acc:
         self.vocab: set[str] = set()
         self.prmu: Counter[str] = Counter()
 
-    def add(self, doc: Document, words: list[str], classes: list[str], kp_lens: list[int]) -> None:
+    def add(self, doc: Document, words: list[str], classes: Sequence[str], kp_lens: list[int]) -> None:
         self.doc_tokens.append(len(words))
         self.vocab.update(words)
         self.kp_counts.append(len(doc.keyphrases))

@@ -71,13 +71,16 @@ def load_model(name: str | os.PathLike[str] | None = None, device: str = "cpu") 
 
 
 def choose_device(device: str = "auto") -> str:
-    """'cuda' or 'cpu' for auto|cpu|cuda; asking for cuda without a GPU is an error."""
+    """'cuda', 'cuda:N' or 'cpu' for auto|cpu|cuda|cuda:N; asking for a GPU that is not there is an error."""
     device = (device or "auto").lower()
-    if device not in DEVICES:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda")
+    index = device[5:] if device.startswith("cuda:") else None
+    if device not in DEVICES and not (index and index.isdigit()):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
     has_cuda = torch.cuda.is_available()
-    if device == "cuda" and not has_cuda:
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is available")
+    if device.startswith("cuda") and not has_cuda:
+        raise ConfigError(f"--device {device} was asked for but no CUDA GPU is available")
+    if index is not None and int(index) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if device == "auto":
         return "cuda" if has_cuda else "cpu"
     return device
@@ -161,7 +164,7 @@ class Encoder:
         st.eval()
         if max_seq_length:
             st.max_seq_length = max_seq_length
-        return cls(st, dev, prec, batch_size or (256 if dev == "cuda" else 64))
+        return cls(st, dev, prec, batch_size or (256 if dev.startswith("cuda") else 64))
 
     @property
     def fingerprint(self) -> str:

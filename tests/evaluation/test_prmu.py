@@ -77,3 +77,30 @@ def test_significance():
     assert sig.n == 20 and sig.p_randomization < 0.001 and sig.p_wilcoxon < 0.001 and sig.marker() == "†"
     same = paired_test(res, "P_F1@Q", "bad", "same", rounds=2000)
     assert same.p_randomization == 1.0 and same.marker() == ""
+
+
+def test_identical_shift_is_significant_for_every_test():
+    """Issue 12: a paired t-test printed p = 1.0 when every document improved by the same amount."""
+    import numpy as np
+
+    from esrank.evaluation.prmu import EvalResult, SystemScores
+
+    a, b = SystemScores("a"), SystemScores("b")
+    for i in range(30):
+        a.rows[str(i)] = {"P_F1@Q": 0.1 + 0.02 * (i % 5)}
+        b.rows[str(i)] = {"P_F1@Q": 0.1 + 0.02 * (i % 5) + 0.25}
+    res = EvalResult({"a": a, "b": b}, {"all": [str(i) for i in range(30)]}, False)
+    sig = paired_test(res, "P_F1@Q", "a", "b", rounds=999)
+    assert sig.p_ttest < 1e-6 and sig.p_randomization < 0.01 and sig.p_wilcoxon < 0.001
+    assert np.isclose(sig.mean_b - sig.mean_a, 0.25)
+
+
+@pytest.mark.parametrize("rounds", [0, -5])
+def test_rounds_below_one_are_refused(rounds):
+    """Issue 14 item 9: --rounds -5 gave p = -0.25 and marked identical systems significant."""
+    from esrank.errors import ConfigError
+
+    docs = [Document(str(i), f"word{i}", "beta", [f"word{i}"]) for i in range(5)]
+    res = evaluate(docs, {"a": {}, "b": {}})
+    with pytest.raises(ConfigError, match="rounds must be at least 1"):
+        paired_test(res, "P_F1@Q", "a", "b", rounds=rounds)
