@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -52,14 +51,15 @@ def pool_record(doc_id: str, neighbours: Sequence[Neighbour], pool: CandidatePoo
 
 def write_pools(backend: Backend, documents: Iterable[Document], out: str | Path, *, k: int = 5,
                 batch_size: int = 64, exclude_self: bool = True) -> PoolStats:
-    """Write one JSONL pool record per document (``out`` = ``-`` for stdout)."""
+    """Write one JSONL pool record per document (``out`` = ``-`` for stdout; a file appears only on success)."""
     import time
 
     stats = PoolStats()
     start = time.perf_counter()
-    fh = sys.stdout if str(out) == "-" else open(out, "w", encoding="utf-8")
+    from ..outputs import AtomicOutput
+
     try:
-        with bar(desc="neighbours", unit="doc") as progress:
+        with AtomicOutput(out) as fh, bar(desc="neighbours", unit="doc") as progress:
             for doc, nbs in neighbour_batches(backend, documents, k=k, batch_size=batch_size,
                                               exclude_self=exclude_self):
                 pool = pool_from_neighbours(doc.id, nbs)
@@ -69,8 +69,6 @@ def write_pools(backend: Backend, documents: Iterable[Document], out: str | Path
                 fh.write(json.dumps(pool_record(doc.id, nbs, pool), ensure_ascii=False) + "\n")
                 progress.update(1)
     finally:
-        if fh is not sys.stdout:
-            fh.close()
         stats.seconds = time.perf_counter() - start
     return stats
 
