@@ -13,6 +13,7 @@ import click
 from .. import __version__
 from ..errors import EsrankError, missing_module_error
 from ..progress import set_quiet
+from . import common as _common
 
 
 class EsrankGroup(click.Group):
@@ -43,7 +44,7 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     \b
     Typical flow:
       esrank load TRAIN.jsonl --index kp          # index training documents and keyphrases
-      esrank train --index kp --data TRAIN.jsonl --out model/
+      esrank train TRAIN.jsonl --index kp --out model/
       esrank rank TEST.jsonl --index kp --model model/ --out preds.jsonl
       esrank evaluate --gold TEST.jsonl --pred preds.jsonl
     Or run everything on the bundled sample corpus: esrank demo
@@ -69,3 +70,4 @@ def _register() -> None:
 
 
 _register()
+_common.add_global_flags(main)

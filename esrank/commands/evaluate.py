@@ -6,13 +6,13 @@ from typing import Any
 
 import click
 
-from ..corpus import ReadStats, RejectSink, read_documents
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..evaluation.prmu import MAIN_METRICS, evaluate, significance_table
 from ..evaluation.stats import corpus_stats
 from ..evaluation.tables import grid, prmu_plot, result_csv, result_grid, result_json, significance_grid
 from ..predictions import read_predictions
-from .common import echo_err, fields_from, input_options
+from .common import (check_outputs, documents_input, echo_err, input_options, output_format_option, read_input,
+                     reader_from, report_reads, warn)
 
 
 def load_systems(paths: tuple[str, ...], names: tuple[str, ...]) -> dict[str, dict[str, list[str]]]:
@@ -24,8 +24,25 @@ def load_systems(paths: tuple[str, ...], names: tuple[str, ...]) -> dict[str, di
         name = names[i] if names else Path(p).stem
         if name in systems:
             name = f"{name}#{i + 1}"
-        systems[name] = {pred.id: pred.phrases for pred in read_predictions(p)}
+        preds: dict[str, list[str]] = {}
+        duplicates: list[str] = []
+        for pred in read_predictions(p):
+            if pred.id in preds:
+                duplicates.append(pred.id)
+            preds[pred.id] = pred.phrases
+        if duplicates:
+            warn(f"{p}: {len(duplicates)} duplicate ids (e.g. {duplicates[0]!r}); the last line of each id is used")
+        systems[name] = preds
     return systems
+
+
+def _with_keyphrases(docs: Any, source: str, counts: dict[str, int]) -> Any:
+    """Pass gold documents through, counting those without keyphrases."""
+    for d in docs:
+        counts["all"] += 1
+        if not d.keyphrases:
+            counts["without"] += 1
+        yield d
 
 
 @click.command("evaluate")
@@ -37,26 +54,27 @@ def load_systems(paths: tuple[str, ...], names: tuple[str, ...]) -> dict[str, di
               help="Strict PRMU: a present match may not cross punctuation or a sentence boundary "
                    "(default: it may, the common convention).")
 @click.option("--all-metrics", is_flag=True, help="Also P/R/F1 at 5, 10, O and M for present, absent and all.")
-@click.option("--format", "out_format", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
-              show_default=True, help="Output format on stdout.")
+@output_format_option()
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PRMU × systems bar chart (PNG).")
-@click.option("--rounds", default=10_000, show_default=True, help="Randomization rounds of the significance test.")
+@click.option("--rounds", default=10_000, show_default=True, type=click.IntRange(min=1), envvar="ESRANK_ROUNDS",
+              help="Randomization rounds of the significance test (at least 1).")
 @input_options
 def evaluate_cmd(gold: str, preds: tuple[str, ...], names: tuple[str, ...], strict: bool, all_metrics: bool,
-                 out_format: str, plot: str | None, rounds: int, fmt: str | None, on_error: str,
-                 rejects: str | None, **kw: Any) -> None:
+                 out_format: str, plot: str | None, rounds: int, **kw: Any) -> None:
     """Score predictions with the PRMU scheme: F1@Q for present, R@Q for reordered, mixed, unseen and all absent.
 
     With several --pred files, each system after the first is tested against the first (paired randomization,
     Wilcoxon and t-test); † marks p < 0.05 (randomization).
     """
-    fields = fields_from(kw)
+    reader = reader_from(kw)
+    check_outputs({"--plot": plot}, {"--gold": gold, **{f"--pred {p}": p for p in preds}}, reader)
     systems = load_systems(preds, names)
-    stats = ReadStats()
-    with RejectSink(rejects) as sink:
-        docs = read_documents(gold, fields=fields, fmt=fmt, on_error=on_error, rejects=sink,  # type: ignore[arg-type]
-                              stats=stats)
-        result = evaluate(docs, systems, strict=strict)
+    counts = {"all": 0, "without": 0}
+    with reader:
+        result = evaluate(_with_keyphrases(reader.read(gold), gold, counts), systems, strict=strict)
+    if counts["all"] and counts["without"] == counts["all"]:
+        raise InputError("no gold document has keyphrases (looked for fields "
+                         f"{', '.join(reader.fields.keyphrases)}; use --keyphrases-field)", source=gold)
     metrics = result.metrics() if all_metrics else list(MAIN_METRICS)
     sig = significance_table(result, next(iter(systems)), rounds=rounds) if len(systems) > 1 else []
     if out_format == "json":
@@ -68,7 +86,10 @@ def evaluate_cmd(gold: str, preds: tuple[str, ...], names: tuple[str, ...], stri
         click.echo(result_grid(result, metrics, significance=sig, markdown=md))
         if sig:
             click.echo("\n" + significance_grid(sig, markdown=md))
-    echo_err(f"gold {gold}: {stats.summary()}")
+    report_reads(reader)
+    if counts["without"]:
+        warn(f"{gold}: {counts['without']} of {counts['all']} gold documents have no keyphrases "
+             "(they count in the absent/present means as empty)")
     for s in result.systems.values():
         if s.missing or s.unknown:
             echo_err(f"{s.name}: {s.missing} gold documents without prediction (scored as empty), "
@@ -79,27 +100,25 @@ def evaluate_cmd(gold: str, preds: tuple[str, ...], names: tuple[str, ...], stri
 
 
 @click.command("stats")
-@click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--strict", is_flag=True, help="Strict PRMU classes (see `esrank evaluate --help`).")
-@click.option("--format", "out_format", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
-              show_default=True)
-@input_options
-def stats_cmd(data: str, strict: bool, out_format: str, fmt: str | None, on_error: str, rejects: str | None,
-              **kw: Any) -> None:
-    """Corpus statistics (Table 1): documents, tokens/doc, vocabulary, keyphrases/doc, tokens/keyphrase, PRMU %."""
+@documents_input(require_keyphrases=False)
+@click.option("--strict", is_flag=True, envvar="ESRANK_STRICT_PRMU", help="Strict PRMU classes (see `esrank evaluate --help`).")
+@output_format_option()
+def stats_cmd(data: str, reader: Any, strict: bool, out_format: str) -> None:
+    """Corpus statistics (Table 1): documents, tokens/doc, vocabulary, keyphrases/doc, tokens/keyphrase, PRMU %.
+
+    With --format json the figures are numbers (means and standard deviations in separate fields).
+    """
     import csv
     import io
     import json
 
-    fields = fields_from(kw)
-    rs = ReadStats()
-    with RejectSink(rejects) as sink:
-        rows = [s.as_row() for s in corpus_stats(
-            read_documents(data, fields=fields, fmt=fmt, on_error=on_error, rejects=sink, stats=rs),  # type: ignore[arg-type]
-            name=Path(data).stem, strict=strict)]
+    with read_input(reader, data) as docs:
+        stats = corpus_stats(docs, name="stdin" if data == "-" else Path(data).stem, strict=strict)
     if out_format == "json":
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-    elif out_format == "csv":
+        click.echo(json.dumps([s.as_record() for s in stats], indent=2, ensure_ascii=False))
+        return
+    rows = [s.as_row() for s in stats]
+    if out_format == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
@@ -107,7 +126,6 @@ def stats_cmd(data: str, strict: bool, out_format: str, fmt: str | None, on_erro
         click.echo(buf.getvalue(), nl=False)
     else:
         click.echo(grid([list(r.values()) for r in rows], list(rows[0]), markdown=out_format == "markdown"))
-    echo_err(f"{data}: {rs.summary()}")
 
 
 COMMANDS = [evaluate_cmd, stats_cmd]
