@@ -98,6 +98,8 @@ def train_cmd(data: str, dev: str | None, out: str, model: str, epochs: float | 
         result = train_bart(docs, config, dev_docs)
         rec.items = result.train_docs
     echo_err(result.summary())
+    if tracker.log_file is not None:
+        echo_err(tracker.summary())
 
 
 @bart_group.command("predict")
@@ -142,6 +144,8 @@ def predict_cmd(model: str, data: str, out: str, num_beams: int, num_return_sequ
             rec.items = pstats.documents
     echo_err(f"input {data}: {stats.summary()}")
     echo_err(f"{pstats.summary()}; written to {out}")
+    if tracker.log_file is not None:
+        echo_err(tracker.summary())
 
 
 COMMANDS = [bart_group]

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import click
 
+from ..cost import cost_options, tracker_from_options
 from ..retrieval.factory import BACKENDS, BackendOptions
 from .common import echo_err, fields_from, input_options
 
@@ -69,6 +70,7 @@ def backend_options_from(kw: dict[str, Any]) -> BackendOptions:
 @click.option("--dead-letter", type=click.Path(dir_okay=False), default=None, envvar="ESRANK_DEAD_LETTER",
               help="Where documents that failed to index go, with the reason (default: INDEX.failed.jsonl, "
                    "written only when something fails). The file can be loaded again.")
+@cost_options
 def load_cmd(data: str, **kw: Any) -> None:
     """Bulk-load training documents and their keyphrases into an index.
 
@@ -78,20 +80,31 @@ def load_cmd(data: str, **kw: Any) -> None:
     With a server (Elasticsearch 8.x or OpenSearch 2.x):
       ESRANK_URL=http://localhost:9200 esrank load train.jsonl --index kp
     Ids come from the data (else a hash of title and text), so loading again never duplicates.
+    With --cost-log DIR the load is recorded as the stages tokenisation (embedded index: analysing the
+    documents) and index_loading (the rest: reading, writing, building the BM25 index).
     """
+    from ..retrieval.embedded import EmbeddedBackend
     from ..retrieval.factory import open_backend
     from ..retrieval.loading import load_corpus
+
+    tracker = tracker_from_options(kw)
 
     fields = fields_from(kw)
     options = backend_options_from(kw)
     backend = open_backend(options, create=True, overwrite=kw["overwrite"])
+    if isinstance(backend, EmbeddedBackend):  # a server analyses documents while indexing them: one stage
+        backend.stage = tracker.stage
     try:
-        report = load_corpus(backend, data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"],
-                             rejects=kw["rejects"], batch_size=kw["batch_size"], resume=kw["resume"],
-                             dead_letter=kw["dead_letter"] or f"{options.index}.failed.jsonl")
+        with tracker.stage("index_loading") as rec:
+            report = load_corpus(backend, data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"],
+                                 rejects=kw["rejects"], batch_size=kw["batch_size"], resume=kw["resume"],
+                                 dead_letter=kw["dead_letter"] or f"{options.index}.failed.jsonl")
+            rec.items = report.indexed
     finally:
         backend.close()
     echo_err(report.summary())
+    if tracker.log_file is not None:
+        echo_err(tracker.summary())
     if report.failed:
         for doc_id, reason in report.failed[:5]:
             echo_err(f"esrank: failed: {doc_id}: {reason}")
@@ -111,30 +124,36 @@ def load_cmd(data: str, **kw: Any) -> None:
 @click.option("--exclude-self/--include-self", default=True, show_default=True,
               help="Drop the query document's own id from its neighbours (needed when training documents "
                    "query their own index).")
+@cost_options
 def neighbours_cmd(data: str, **kw: Any) -> None:
     """Retrieve the k nearest training documents of each document and write its candidate pool.
 
     \b
     Each output line: {"id", "neighbours": [{id, rank, score}],
                        "candidates": [{phrase, neighbour_ranks, bm25_scores, count}]}
+    With --cost-log DIR the BM25 search is recorded as the stage neighbour_retrieval.
     """
     from ..corpus import ReadStats, RejectSink, read_documents
     from ..ranking.pools import write_pools
     from ..retrieval.factory import open_backend
 
+    tracker = tracker_from_options(kw)
     fields = fields_from(kw)
     options = backend_options_from(kw)
     backend = open_backend(options)
     stats = ReadStats()
     try:
-        with RejectSink(kw["rejects"]) as sink:
+        with RejectSink(kw["rejects"]) as sink, tracker.stage("neighbour_retrieval") as rec:
             docs = read_documents(data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"], rejects=sink,
                                   stats=stats)
             result = write_pools(backend, docs, kw["out"], k=kw["k"], batch_size=kw["batch_size"],
                                  exclude_self=kw["exclude_self"])
+            rec.items = result.queries
     finally:
         backend.close()
     echo_err(f"neighbours from {backend.name} index '{options.index}': {result.summary()}; input {stats.summary()}")
+    if tracker.log_file is not None:
+        echo_err(tracker.summary())
 
 
 COMMANDS = [load_cmd, neighbours_cmd]

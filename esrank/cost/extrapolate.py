@@ -24,6 +24,7 @@ class Extrapolation:
     fixed_stages: list[str] = field(default_factory=list)
     skipped_stages: list[str] = field(default_factory=list)
     estimated: bool = False
+    grids: list[str] = field(default_factory=list)  # carbon intensities behind the CO2 figures
 
     @property
     def seconds(self) -> float:
@@ -73,6 +74,7 @@ def extrapolate(summary: CostSummary, documents: int, *,
     for t in summary.stages:
         ex = out[t.approach]
         ex.estimated = ex.estimated or t.estimated
+        ex.grids = sorted(set(ex.grids) | set(t.grids))
         if t.stage in one_off:
             ex.fixed_stages.append(t.stage)
             ex.fixed_seconds += t.seconds

@@ -71,22 +71,64 @@ def country_codes() -> set[str]:
     return set(DataSource().get_global_energy_mix_data())
 
 
+WORLD_AVERAGE = "world average"
+"""The location label of records whose CO2 uses codecarbon's world-average carbon intensity."""
+
+
+def world_average_intensity() -> float:
+    """codecarbon's world-average grid carbon intensity in g CO2/kWh (475 in codecarbon 3.3)."""
+    _import_codecarbon()
+    from codecarbon.input import DataSource
+
+    return float(DataSource().get_carbon_intensity_per_source_data()["world_average"])
+
+
+def country_intensity(country_iso: str) -> float:
+    """codecarbon's own grid carbon intensity of a country in g CO2/kWh (its offline energy-mix data)."""
+    _import_codecarbon()
+    from codecarbon.core.emissions import Emissions
+    from codecarbon.input import DataSource
+
+    mix = DataSource().get_global_energy_mix_data()[country_iso]
+    return float(Emissions._global_energy_mix_to_emissions_rate(mix).kgs_per_kWh * 1000.0)
+
+
+def configured_country() -> str | None:
+    """The country codecarbon's own configuration names (CODECARBON_COUNTRY_ISO_CODE, .codecarbon.config), if any."""
+    _import_codecarbon()
+    from codecarbon.core.config import get_hierarchical_config
+
+    try:
+        code = get_hierarchical_config().get("country_iso_code")
+    except Exception:  # an unreadable codecarbon config names no location
+        return None
+    return str(code).strip().upper() or None if code else None
+
+
 class CarbonMeter:
     """Energy and CO2 through codecarbon's OfflineEmissionsTracker (no network), one task per segment.
 
+    CO2 = energy × the grid carbon intensity of the machine's location: the country given (``--country-iso``),
+    else the one codecarbon's own configuration names, else codecarbon's world average (offline, the location
+    cannot be looked up). ``intensity`` (g CO2/kWh) and ``location`` say which was used.
     The hardware probe of codecarbon (CPU power model, GPUs) runs once, at the first ``start``,
     and is kept out of the measured segment; it is reported in ``setup_seconds``.
     """
 
-    def __init__(self, country_iso: str = "FRA", *, tracking_mode: str = "process") -> None:
+    def __init__(self, country_iso: str | None = None, *, tracking_mode: str = "process") -> None:
         _import_codecarbon()
         code = (country_iso or "").strip().upper()
-        if code not in country_codes():
-            raise ConfigError(f"unknown country ISO code {country_iso!r} (expected an ISO 3166-1 alpha-3 code "
-                              "such as FRA, USA, DEU)")
+        source = "--country-iso"
+        if not code:
+            code, source = configured_country() or "", "codecarbon configuration"
+        if code and code not in country_codes():
+            raise ConfigError(f"unknown country ISO code {code!r} (from the {source}; expected an ISO 3166-1 "
+                              "alpha-3 code such as FRA, USA, DEU)")
         if tracking_mode not in ("process", "machine"):
             raise ConfigError(f"carbon tracking mode must be 'process' or 'machine', not {tracking_mode!r}")
-        self.country_iso = code
+        self.country_iso: str | None = code or None
+        self.location = code or WORLD_AVERAGE
+        self.intensity = country_intensity(code) if code else world_average_intensity()
         self.tracking_mode = tracking_mode
         self._tracker: Any = None
         self.setup_seconds = 0.0
@@ -105,14 +147,16 @@ class CarbonMeter:
         t0 = time.perf_counter()
         cc_log = logging.getLogger("codecarbon")
         cc_log.setLevel(logging.ERROR)
+        where: dict[str, Any] = ({"country_iso_code": self.country_iso} if self.country_iso else
+                                 {"force_carbon_intensity_g_co2e_kwh": self.intensity})
         tracker = OfflineEmissionsTracker(
-            country_iso_code=self.country_iso, output_methods=[], log_level="error",
+            **where, output_methods=[], log_level="error",
             tracking_mode=self.tracking_mode, measure_power_secs=3600, allow_multiple_runs=True,
             project_name="esrank", emissions_endpoint=None, api_call_interval=-1,
         )
         # offline means offline, whatever a codecarbon config file or CODECARBON_* variable says
         tracker._electricitymaps_api_token = None
-        tracker._output_handlers = []
+        setattr(tracker, "_output_handlers", [])
         cc_log.propagate = False
         tracker._ensure_hardware_ready()
         self.setup_seconds = time.perf_counter() - t0

@@ -25,8 +25,11 @@ def cost_options(f: F) -> F:
                      default=None, help="JSON object of device-name fragment → dollars per hour "
                                         '(e.g. {"L40S": 2.89, "A100": 3.67, "cpu": 0.4}); falls back to '
                                         "--price-per-hour."),
-        click.option("--country-iso", envvar="ESRANK_COUNTRY_ISO", default=DEFAULT_COUNTRY_ISO, show_default=True,
-                     help="ISO 3166-1 alpha-3 code of the grid the machine draws from (carbon intensity, offline)."),
+        click.option("--country-iso", envvar="ESRANK_COUNTRY_ISO", default=DEFAULT_COUNTRY_ISO,
+                     help="ISO 3166-1 alpha-3 code of the country whose grid the machine draws from; CO2 then uses "
+                          "codecarbon's carbon intensity for it (offline data). Default: the country of "
+                          "codecarbon's own configuration (CODECARBON_COUNTRY_ISO_CODE), else codecarbon's world "
+                          "average (475 g/kWh); esrank never looks the location up on the network."),
         click.option("--no-carbon", is_flag=True, envvar="ESRANK_NO_CARBON",
                      help="Do not measure energy and CO2 (time and dollars only; codecarbon not needed)."),
         click.option("--carbon-mode", type=click.Choice(["process", "machine"]), envvar="ESRANK_CARBON_MODE",

@@ -54,6 +54,19 @@ class StageRecord:
     started_at: str = ""
     unit: str = "documents"
     documents: int | None = None
+    g_co2_per_kwh: float | None = None  # the grid carbon intensity the CO2 figure was computed with
+    carbon_location: str = ""  # where that intensity comes from: an ISO country code or "world average"
+
+    @property
+    def grid(self) -> str:
+        """The carbon intensity behind the CO2 figure, e.g. "475 g/kWh (world average)" ("" without CO2)."""
+        if self.kg_co2 is None:
+            return ""
+        g = self.g_co2_per_kwh
+        if g is None and self.kwh:  # a record written before the intensity was recorded
+            g = self.kg_co2 / self.kwh * 1000.0
+        where = self.carbon_location or self.country_iso or "unknown location"
+        return f"{g:.0f} g/kWh ({where})" if g is not None else f"? g/kWh ({where})"
 
     @property
     def doc_count(self) -> int | None:
@@ -144,6 +157,7 @@ class StageTotals:
     devices: tuple[str, ...] = ()
     unit: str = ""
     documents: int | None = 0
+    grids: tuple[str, ...] = ()  # carbon intensities (with their location) behind the CO2 figures
 
     def add(self, rec: "StageRecord | StageTotals") -> None:
         """Add a record (or other totals) into these totals."""
@@ -162,6 +176,8 @@ class StageTotals:
         self.estimated = self.estimated or rec.estimated
         devs = rec.devices if isinstance(rec, StageTotals) else (rec.device,)
         self.devices = tuple(sorted(set(self.devices) | {d for d in devs if d}))
+        grids = rec.grids if isinstance(rec, StageTotals) else (rec.grid,)
+        self.grids = tuple(sorted(set(self.grids) | {g for g in grids if g}))
 
     def per_item(self, value: float | None) -> float | None:
         """A summed value divided by the items (None when there are no items or no value)."""

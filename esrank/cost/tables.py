@@ -8,9 +8,10 @@ from typing import Any, Sequence
 from .extrapolate import Extrapolation
 from .records import STAGES, CostSummary, StageTotals
 
-TABLE3_COLUMNS = ("approach", "stage", "runs", "items", "unit", "documents", "seconds", "kwh", "kg_co2", "dollars",
-                  "dollars_per_item", "dollars_per_doc", "estimated", "devices")
-EXTRAPOLATION_COLUMNS = ("approach", "documents", "hours", "dollars", "kwh", "kg_co2", "per_doc_seconds",
+TABLE3_COLUMNS = ("approach", "stage", "runs", "items", "unit", "documents", "seconds", "kwh", "kg_co2",
+                  "carbon_intensity", "dollars", "dollars_per_item", "dollars_per_doc", "estimated", "devices")
+EXTRAPOLATION_COLUMNS = ("approach", "documents", "hours", "dollars", "kwh", "kg_co2", "carbon_intensity",
+                         "per_doc_seconds",
                          "per_doc_dollars", "per_doc_kwh", "per_doc_kg_co2", "fixed_dollars", "per_doc_stages",
                          "fixed_stages", "skipped_stages", "estimated")
 
@@ -39,7 +40,8 @@ def _row(t: StageTotals) -> dict[str, object]:
     total = t.stage == "total"  # items of different stages do not add up: no per-item figure for a total
     return {"approach": t.approach, "stage": t.stage, "runs": t.runs, "items": None if total else t.items,
             "unit": "" if total else t.unit, "documents": None if total else t.documents,
-            "seconds": round(t.seconds, 6), "kwh": t.kwh, "kg_co2": t.kg_co2, "dollars": t.dollars,
+            "seconds": round(t.seconds, 6), "kwh": t.kwh, "kg_co2": t.kg_co2,
+            "carbon_intensity": "; ".join(t.grids), "dollars": t.dollars,
             "dollars_per_item": None if total else t.per_item(t.dollars),
             "dollars_per_doc": None if total else t.per_doc(t.dollars), "estimated": t.estimated,
             "devices": "+".join(t.devices)}
@@ -56,7 +58,8 @@ def table3_rows(summary: CostSummary) -> list[dict[str, object]]:
 
 def table3_markdown(summary: CostSummary) -> str:
     """Table 3 as Markdown (totals in bold, * on estimated energy, items in their unit unless documents)."""
-    head = ["approach", "stage", "runs", "items", "time (s)", "energy (kWh)", "CO2 (kg)", "cost ($)", "$ / document"]
+    head = ["approach", "stage", "runs", "items", "time (s)", "energy (kWh)", "CO2 (kg)", "at g CO2/kWh",
+            "cost ($)", "$ / document"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
     for r in table3_rows(summary):
         star = "*" if r["estimated"] else ""
@@ -65,6 +68,7 @@ def table3_markdown(summary: CostSummary) -> str:
         cells = [str(v["approach"]), str(v["stage"]), num(v["runs"]), items, num(v["seconds"]),
                  num(v["kwh"]) + (star if v["kwh"] is not None else ""),
                  num(v["kg_co2"]) + (star if v["kg_co2"] is not None else ""),
+                 str(v["carbon_intensity"]).replace(" g/kWh", "") or "-",
                  num(v["dollars"]), num(v["dollars_per_doc"])]
         if r["stage"] == "total":
             cells = [f"**{c}**" if c not in ("", "-") else c for c in cells]
@@ -82,15 +86,17 @@ def per_document_lines(extrapolations: Sequence[Extrapolation]) -> list[str]:
         energy = ""
         if ex.per_doc_kwh is not None:
             energy = f", {num(ex.per_doc_kwh)} kWh, {num(ex.per_doc_kg_co2)} kg CO2" + ("*" if ex.estimated else "")
+        grid = f"; CO2 at {'; '.join(ex.grids)}" if energy and ex.grids else ""
         out.append(f"{ex.approach}: {num(ex.per_doc_seconds)} s, ${num(ex.per_doc_dollars)}{energy} per document "
-                   f"({', '.join(ex.per_doc_stages)})")
+                   f"({', '.join(ex.per_doc_stages)}){grid}")
     return out
 
 
 def extrapolation_rows(extrapolations: Sequence[Extrapolation]) -> list[dict[str, object]]:
     """The extrapolation of each approach as flat rows (CSV/JSON)."""
     return [{"approach": ex.approach, "documents": ex.documents, "hours": ex.hours, "dollars": ex.dollars,
-             "kwh": ex.kwh, "kg_co2": ex.kg_co2, "per_doc_seconds": ex.per_doc_seconds,
+             "kwh": ex.kwh, "kg_co2": ex.kg_co2, "carbon_intensity": "; ".join(ex.grids),
+             "per_doc_seconds": ex.per_doc_seconds,
              "per_doc_dollars": ex.per_doc_dollars, "per_doc_kwh": ex.per_doc_kwh,
              "per_doc_kg_co2": ex.per_doc_kg_co2, "fixed_dollars": ex.fixed_dollars,
              "per_doc_stages": "+".join(ex.per_doc_stages), "fixed_stages": "+".join(ex.fixed_stages),
@@ -99,15 +105,16 @@ def extrapolation_rows(extrapolations: Sequence[Extrapolation]) -> list[dict[str
 
 def extrapolation_markdown(extrapolations: Sequence[Extrapolation]) -> str:
     """The extrapolation as a Markdown table, with the ratio of each approach's dollars to the cheapest."""
-    head = ["approach", "documents", "time (h)", "energy (kWh)", "CO2 (kg)", "cost ($)", "× cheapest",
-            "one-off stages"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * 6 + ["---"]) + "|"]
+    head = ["approach", "documents", "time (h)", "energy (kWh)", "CO2 (kg)", "at g CO2/kWh", "cost ($)",
+            "× cheapest", "one-off stages"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * 7 + ["---"]) + "|"]
     cheapest = min((ex.dollars for ex in extrapolations if ex.dollars > 0), default=0.0)
     for ex in extrapolations:
         ratio = num(ex.dollars / cheapest) if cheapest > 0 else "-"
         star = "*" if ex.estimated and ex.kwh is not None else ""
         lines.append("| " + " | ".join([ex.approach, num(ex.documents), num(ex.hours), num(ex.kwh) + star,
-                                        num(ex.kg_co2) + star, num(ex.dollars), ratio,
+                                        num(ex.kg_co2) + star,
+                                        "; ".join(ex.grids).replace(" g/kWh", "") or "-", num(ex.dollars), ratio,
                                         ", ".join(ex.fixed_stages) or "-"]) + " |")
     return "\n".join(lines)
 
@@ -140,7 +147,7 @@ def cost_plot(summary: CostSummary, path: str | Path) -> Path:
         ax.set_ylabel(label + (" (estimated)" if attr == "kwh" and summary.estimated else ""))
         ax.set_title(f"{label} per stage")
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
-    legend: dict[str, object] = {}
+    legend: dict[str, Any] = {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(lab, h)

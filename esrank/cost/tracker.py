@@ -16,7 +16,9 @@ from .records import STAGES, HostFacts, StageRecord, StageTotals, append_record,
 
 #: The reference rate in dollars per hour (an NVIDIA L40S cloud instance).
 DEFAULT_PRICE_PER_HOUR = 2.89
-DEFAULT_COUNTRY_ISO = "FRA"
+#: No default country: the location comes from --country-iso, else codecarbon's configuration, else the world
+#: average carbon intensity is used (see ``CarbonMeter``).
+DEFAULT_COUNTRY_ISO: str | None = None
 
 
 def price_for_device(device: str, price_per_hour: float, table: Mapping[str, float] | None = None) -> float:
@@ -84,7 +86,7 @@ class CostTracker:
     """
 
     def __init__(self, log_dir: str | Path | None = None, price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
-                 carbon: bool = True, country_iso: str = DEFAULT_COUNTRY_ISO, approach: str = "searchkeys",
+                 carbon: bool = True, country_iso: str | None = DEFAULT_COUNTRY_ISO, approach: str = "searchkeys",
                  device: str | None = None, *, price_table: Mapping[str, float] | None = None,
                  tracking_mode: str = "process") -> None:
         if price_per_hour < 0:
@@ -105,7 +107,10 @@ class CostTracker:
         self.price_per_hour = self._flat_price
         self.set_device(device or detect_device())
         self.meter: EnergyMeter = CarbonMeter(country_iso, tracking_mode=tracking_mode) if carbon else NullMeter()
-        self.country_iso = self.meter.country_iso if isinstance(self.meter, CarbonMeter) else None
+        cm = self.meter if isinstance(self.meter, CarbonMeter) else None
+        self.country_iso = cm.country_iso if cm else None
+        self.intensity: float | None = cm.intensity if cm else None  # g CO2/kWh used for the CO2 figures
+        self.location = cm.location if cm else ""
         self.run_id = uuid.uuid4().hex[:12]
         self.records: list[StageRecord] = []
         self._stack: list[StageRun] = []
@@ -165,6 +170,8 @@ class CostTracker:
             price_per_hour=self.price_per_hour, country_iso=self.country_iso, energy_method=self.meter.method,
             run_id=self.run_id, started_at=started, unit=run.unit,
             documents=None if run.documents is None else max(0, int(run.documents)),
+            g_co2_per_kwh=self.intensity if run.kg_co2 is not None else None,
+            carbon_location=self.location if run.kg_co2 is not None else "",
         )
         self.records.append(rec)
         if self.log_dir is not None:
@@ -174,3 +181,27 @@ class CostTracker:
     def totals(self) -> dict[str, StageTotals]:
         """Totals of this tracker's records per approach (the sum of their stages)."""
         return summarise(self.records).totals
+
+    def summary(self) -> str:
+        """One line for the terminal: time, dollars, and energy and CO2 with the carbon intensity used."""
+        seconds = sum(r.seconds for r in self.records)
+        dollars = sum(r.dollars for r in self.records)
+        line = f"cost: {seconds:.2f} s, ${dollars:.4g}"
+        kwh = [r.kwh for r in self.records if r.kwh is not None]
+        co2 = [r.kg_co2 for r in self.records if r.kg_co2 is not None]
+        if kwh:
+            line += f", {sum(kwh):.3g} kWh"
+        if co2:
+            line += f", {sum(co2):.3g} kg CO2 at {intensity_label(self.intensity, self.location)}"
+        if self.records and self.records[-1].estimated:
+            line += " (energy estimated)"
+        if self.log_file is not None:
+            line += f"; recorded in {self.log_file}"
+        return line
+
+
+def intensity_label(g_per_kwh: float | None, location: str) -> str:
+    """How a CO2 figure was obtained, e.g. "475 g CO2/kWh (world average)" or "56 g CO2/kWh (FRA)"."""
+    if g_per_kwh is None:
+        return "an unknown carbon intensity"
+    return f"{g_per_kwh:.0f} g CO2/kWh ({location or 'unknown location'})"

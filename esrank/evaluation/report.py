@@ -144,9 +144,10 @@ def _cost_notes(summary: CostSummary, records: Sequence[StageRecord]) -> list[st
     notes = []
     prices = sorted({r.price_per_hour for r in records})
     notes.append("Dollars = wall hours × " + ", ".join(f"${p:g}/h" for p in prices) + " per device.")
-    countries = sorted({r.country_iso for r in records if r.country_iso})
-    if countries:
-        notes.append("CO2 from the grid carbon intensity of " + ", ".join(countries) + " (codecarbon offline data).")
+    grids = sorted({r.grid for r in records if r.grid})
+    if grids:
+        notes.append("CO2 = energy × the grid carbon intensity " + "; ".join(grids) + " (codecarbon's offline data: "
+                     "the country of --country-iso or of codecarbon's configuration, else its world average).")
     if not summary.carbon:
         notes.append("Energy and CO2 were not measured (--no-carbon, or no --cost-log): time and dollars only.")
     elif any(r.kwh is None for r in records):

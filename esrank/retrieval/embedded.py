@@ -14,12 +14,13 @@ was not built from (a load was interrupted), the index is rebuilt when it is ope
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Sequence
 
 from ..corpus import Document
 from ..errors import BackendError, ConfigError
@@ -71,6 +72,8 @@ class EmbeddedBackend:
         self._scorer_cache: Scorer | None = None
         self._analyzer: Analyzer | None = None
         self._opened = False
+        # times the tokenisation of each rebuild when set, e.g. to a CostTracker's ``stage``
+        self.stage: Callable[..., ContextManager[Any]] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def create(self, *, overwrite: bool = False) -> None:
@@ -260,8 +263,10 @@ class EmbeddedBackend:
         self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
         self._log_lines = n
         analyzer = Analyzer(self.stemmer_language, self.stopwords)
-        terms, doc_of, n_docs = analyzer.corpus_terms(f"{r.get('title', '')} {r.get('text', '')}"
-                                                      for r in latest.values())
+        timer = self.stage("tokenisation", items=len(latest)) if self.stage else contextlib.nullcontext()
+        with timer:
+            terms, doc_of, n_docs = analyzer.corpus_terms(f"{r.get('title', '')} {r.get('text', '')}"
+                                                          for r in latest.values())
         del latest
         data, indices, indptr = bm25_matrix(terms, doc_of, n_docs, len(analyzer.vocab), self.k1, self.b)
         del terms, doc_of

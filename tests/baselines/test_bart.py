@@ -224,6 +224,7 @@ def test_cli_train_predict_evaluate(tiny_model, tmp_path):
                              "--cost-log", str(cost), "--no-carbon"])
     assert r.exit_code == 0, r.output
     assert "predicted 6 documents" in r.stderr
+    assert f"recorded in {cost / 'cost.jsonl'}" in r.stderr.splitlines()[-1]  # the cost summary line
     assert len(list(read_predictions(preds))) == 6
     stages = [json.loads(line) for line in (cost / "cost.jsonl").read_text().splitlines()]
     assert [(s["stage"], s["approach"], s["items"]) for s in stages] == [

@@ -191,10 +191,11 @@ def test_codecarbon_offline_measures_a_stage(tmp_path: Path, monkeypatch: pytest
         _busy(0.1)
     r = tr.records[0]
     assert r.seconds >= 0.3 and r.kwh is not None and r.kwh > 0 and r.kg_co2 is not None and r.kg_co2 > 0
-    assert r.country_iso == "FRA"
+    assert r.country_iso == "FRA" and r.carbon_location == "FRA"
     # CO2 = energy × the French grid intensity of codecarbon's offline data (g/kWh → kg/kWh)
     intensity = DataSource().get_global_energy_mix_data()["FRA"]["carbon_intensity"] / 1000
     assert r.kg_co2 / r.kwh == pytest.approx(intensity, rel=1e-6)
+    assert r.g_co2_per_kwh == pytest.approx(intensity * 1000) and r.grid == f"{intensity * 1000:.0f} g/kWh (FRA)"
     # estimated exactly when no CPU energy counter is read
     counters = any(m in r.energy_method for m in ("intel_rapl", "windows_emi", "powermetrics", "power_gadget"))
     assert r.estimated is (not counters)
@@ -262,3 +263,49 @@ def test_cost_options_build_the_tracker(tmp_path: Path) -> None:
     out = json.loads(res.output)
     assert out["approach"] == "bart-large" and out["carbon"] is False and out["price"] == 2.89
     assert [r.approach for r in read_records(tmp_path / "c")] == ["bart-large"]
+
+
+def test_without_a_location_co2_uses_codecarbons_world_average(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, the location cannot be looked up: no --country-iso and no codecarbon configuration → world average.
+
+    The SearchKeys paper's own figures (2.486 kg CO2 for 6.213 kWh) imply about 400 g/kWh, far from the French grid
+    (56 g/kWh) that esrank used to assume and close to the world average.
+    """
+    from codecarbon.input import DataSource
+
+    monkeypatch.delenv("CODECARBON_COUNTRY_ISO_CODE", raising=False)
+    monkeypatch.delenv("ESRANK_COUNTRY_ISO", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .codecarbon.config here
+    world = DataSource().get_carbon_intensity_per_source_data()["world_average"]
+    tr = CostTracker(log_dir=tmp_path / "log", carbon=True, device="cpu")
+    with tr.stage("candidate_ranking", items=3):
+        _busy(0.2)
+    r = tr.records[0]
+    assert r.kwh and r.kg_co2 and r.kg_co2 / r.kwh == pytest.approx(world / 1000, rel=1e-6)
+    assert (r.country_iso, r.g_co2_per_kwh, r.carbon_location) == (None, world, "world average")
+    assert tr.summary().count(f"kg CO2 at {world:.0f} g CO2/kWh (world average)") == 1
+    # the report tables print the intensity next to the CO2 figure
+    from esrank.cost.tables import extrapolation_markdown, table3_markdown, table3_rows
+
+    summary = summarise(read_records(tmp_path / "log"))
+    row = table3_markdown(summary).splitlines()[2].split(" | ")
+    assert row[7] == f"{world:.0f} (world average)"  # the column right after CO2
+    assert table3_rows(summary)[0]["carbon_intensity"] == f"{world:.0f} g/kWh (world average)"
+    assert f"| {world:.0f} (world average) |" in extrapolation_markdown(extrapolate(summary, 10))
+    # codecarbon's own configuration names the location: its country's intensity is used
+    monkeypatch.setenv("CODECARBON_COUNTRY_ISO_CODE", "DEU")
+    tr = CostTracker(carbon=True, device="cpu")
+    deu = DataSource().get_global_energy_mix_data()["DEU"]["carbon_intensity"]
+    assert (tr.country_iso, tr.location, tr.intensity) == ("DEU", "DEU", pytest.approx(deu))
+    assert CostTracker(carbon=True, device="cpu", country_iso="FRA").country_iso == "FRA"  # the option wins
+    monkeypatch.setenv("CODECARBON_COUNTRY_ISO_CODE", "XXX")
+    with pytest.raises(ConfigError, match="codecarbon configuration"):
+        CostTracker(carbon=True, device="cpu")
+
+
+def test_old_records_without_an_intensity_show_the_one_they_imply() -> None:
+    rec = StageRecord.from_json({"stage": "tokenisation", "approach": "a", "seconds": 1.0, "dollars": 0.1,
+                                 "kwh": 0.002, "kg_co2": 0.0001, "country_iso": "FRA"})
+    assert rec.grid == "50 g/kWh (FRA)"
+    assert summarise([rec]).stages[0].grids == ("50 g/kWh (FRA)",)

@@ -101,7 +101,7 @@ def encode_documents(docs: Iterable[Document], tokenizer: Any, max_source_length
     return EncodedSet(feats, skipped)
 
 
-class _ListDataset(Dataset):  # type: ignore[type-arg]
+class _ListDataset(Dataset):
     """A map-style dataset over a list of feature dicts (what the Trainer's DataLoader needs)."""
 
     def __init__(self, items: list[dict[str, list[int]]]) -> None:
