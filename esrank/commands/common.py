@@ -75,8 +75,20 @@ def documents_input(*, require_keyphrases: bool = False, data_option: bool = Fal
     def decorate(f: F) -> F:
         @functools.wraps(f)
         def wrapper(*args: Any, **kw: Any) -> Any:
-            data = kw.pop("data", None)
-            old = kw.pop("data_option", None)
+            kw["reader"] = reader_from(kw, require_keyphrases=require_keyphrases)
+            return f(*args, **kw)
+
+        return data_argument(data_option=data_option)(input_options(wrapper))
+
+    return decorate
+
+
+def data_argument(*, data_option: bool = True, envvar: str | None = None) -> Callable[[F], F]:
+    """The positional DATA argument (``-`` = stdin); ``data_option`` keeps ``--data FILE`` one more release."""
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            data, old = kw.pop("data", None), kw.pop("data_option", None)
             if old is not None:
                 if data is not None:
                     raise ConfigError("give the input documents once: as the DATA argument (--data is deprecated)")
@@ -85,19 +97,33 @@ def documents_input(*, require_keyphrases: bool = False, data_option: bool = Fal
                 data = old
             if data is None:
                 raise click.UsageError("Missing argument 'DATA' (the input documents; - for stdin).")
-            kw["reader"] = reader_from(kw, require_keyphrases=require_keyphrases)
             return f(*args, data=data, **kw)
 
-        g: F = input_options(wrapper)
+        g: F = wrapper
         if data_option:
             g = click.option("--data", "data_option", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-                             hidden=True, help="Deprecated spelling of the DATA argument.")(g)
+                             hidden=True, envvar=envvar, help="Deprecated spelling of the DATA argument.")(g)
         g = click.argument("data", type=click.Path(dir_okay=False, allow_dash=True), required=not data_option,
                            metavar="DATA")(g)
-        g.__doc__ = f.__doc__
         return g
 
     return decorate
+
+
+class DeviceType(click.ParamType):
+    """A torch device: auto, cpu, cuda or cuda:N."""
+
+    name = "auto|cpu|cuda[:N]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """Check the spelling (whether the device exists is checked when the model loads)."""
+        v = str(value).strip().lower()
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        self.fail(f"{value!r} is not a device: use auto, cpu, cuda or cuda:N", param, ctx)
+
+
+DEVICE = DeviceType()
 
 
 def output_option(*, required: bool = False, default: str | None = None, help: str = "Output file; - for stdout.",

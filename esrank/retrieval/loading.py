@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator, TextIO
 
 from ..corpus import Document, Fields, OnError, ReadStats, RejectSink, chunked, read_documents
-from ..errors import BackendError
+from ..errors import BackendError, InputError
 from ..progress import bar
 from .base import Backend
 
@@ -98,11 +98,19 @@ def load_corpus(backend: Backend, path: str | Path, *, fields: Fields | None = N
     start = time.perf_counter()
     progress = bar(desc=f"load {report.index}", unit="doc")
 
+    stopped: list[InputError] = []  # an input error ends the stream; what was read before it is still indexed
+
+    def until_error(docs: Iterator[Document]) -> Iterator[Document]:
+        try:
+            yield from docs
+        except InputError as e:
+            stopped.append(e)
+
     def stream() -> Iterator[Document]:
         with RejectSink(rejects) as sink:
             docs = read_documents(path, fields=fields, fmt=fmt, on_error=on_error, rejects=sink,
                                   stats=report.stats)
-            for chunk in chunked(docs, batch_size):
+            for chunk in chunked(until_error(docs), batch_size):
                 if resume and report.count_before:
                     present = backend.ids_present([d.id for d in chunk])
                     if present:
@@ -131,4 +139,9 @@ def load_corpus(backend: Backend, path: str | Path, *, fields: Fields | None = N
     if not report.balanced:
         raise BackendError(f"load into '{report.index}' does not add up: {report.summary()} "
                            f"(expected {report.count_before + report.created} documents in the index)")
+    if stopped:
+        e = stopped[0]
+        raise InputError(f"{e.reason}; the load stopped there: the {report.indexed} documents read before were "
+                         f"indexed ({report.created} new), index '{report.index}' holds {report.count_after}; fix "
+                         "the input and load it again with --resume", source=e.source, line=e.line)
     return report
