@@ -114,3 +114,15 @@ def test_rank_out_onto_the_input_is_refused_and_stdin_works(tmp_path: Path) -> N
 def test_sample_corpus_is_untouched_by_stats(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["stats", str(sample_corpus_path()), "--format", "json", "-q"])
     assert r.exit_code == 0 and json.loads(r.stdout)[0]["documents"] == 90
+
+
+def test_data_option_is_a_deprecated_spelling_of_the_argument(tmp_path: Path) -> None:
+    data = _docs(tmp_path / "d.jsonl")
+    out = tmp_path / "th.json"
+    r = CliRunner().invoke(main, ["vocab", "from-keyphrases", "--data", str(data), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "esrank: warning: --data is deprecated" in r.stderr and out.exists()
+    r = CliRunner().invoke(main, ["vocab", "from-keyphrases", str(data), "--out", str(out)])
+    assert r.exit_code == 0 and "deprecated" not in r.stderr
+    r = CliRunner().invoke(main, ["vocab", "from-keyphrases", str(data), "--data", str(data), "--out", str(out)])
+    assert r.exit_code == 2 and "give the input documents once" in r.stderr

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .common import echo_err, fields_from, input_options
+from .common import chosen_format, data_argument, echo_err, fields_from, input_options, output_format_option
 
 
 @click.group("vocab")
@@ -14,7 +14,7 @@ def vocab() -> None:
     """Controlled-vocabulary (thesaurus, MeSH style) indexing: descriptors, qualifiers, pairs.
 
     \b
-    esrank vocab index --thesaurus mesh.json --data docs.jsonl --out preds.jsonl
+    esrank vocab index docs.jsonl --thesaurus mesh.json --out preds.jsonl
     esrank vocab evaluate --gold gold.jsonl --pred preds.jsonl
     The thesaurus JSON format is described in docs/vocabulary.md.
     """
@@ -29,7 +29,7 @@ _lang = click.option("--lang", envvar="ESRANK_LANG", default=None,
 
 @vocab.command("index")
 @_thesaurus
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Documents to index.")
+@data_argument()
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Predictions JSONL to write.")
 @_lang
 @click.option("--df", "df_path", envvar="ESRANK_VOCAB_DF", type=click.Path(dir_okay=False), default=None,
@@ -67,7 +67,7 @@ def index_cmd(thesaurus: str, data: str, out: str, lang: str | None, df_path: st
 
 @vocab.command("df")
 @_thesaurus
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="The collection (corpus file).")
+@data_argument()
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Document frequencies JSON to write.")
 @_lang
 @click.option("--fields", "field_spec", envvar="ESRANK_VOCAB_FIELDS", default="title=2,text=1", show_default=True,
@@ -106,7 +106,7 @@ def history_cmd(gold: str, out: str) -> None:
 
 
 @vocab.command("from-keyphrases")
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Corpus with keyphrases.")
+@data_argument()
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Thesaurus JSON to write.")
 @click.option("--lang", default="en", show_default=True, help="Language recorded in the thesaurus.")
 @click.option("--min-count", default=1, show_default=True, help="Keep keyphrases given at least this often.")
@@ -133,8 +133,8 @@ def from_keyphrases_cmd(data: str, out: str, lang: str, min_count: int, **kw: An
 @click.option("--pred", required=True, type=click.Path(dir_okay=False), help="Output of 'esrank vocab index'.")
 @click.option("--thesaurus", "-t", envvar="ESRANK_THESAURUS", type=click.Path(dir_okay=False), default=None,
               help="Resolve labels and synonyms to ids with this thesaurus (gold by id, predictions by label).")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def evaluate_cmd(gold: str, pred: str, thesaurus: str | None, as_json: bool) -> None:
+@output_format_option(choices=("table", "json"), json_alias=True)
+def evaluate_cmd(gold: str, pred: str, thesaurus: str | None, out_format: str) -> None:
     """Precision@2, precision@4 and P/R/F1 at the cut-off, for headings (pairs) and for descriptors alone."""
     from dataclasses import asdict
 
@@ -142,7 +142,7 @@ def evaluate_cmd(gold: str, pred: str, thesaurus: str | None, as_json: bool) -> 
     from ..vocabulary.thesaurus import load_thesaurus
 
     result = evaluate_indexing(gold, pred, load_thesaurus(thesaurus) if thesaurus else None)
-    click.echo(json.dumps(asdict(result), indent=1) if as_json else result.table())
+    click.echo(json.dumps(asdict(result), indent=1) if chosen_format(out_format) == "json" else result.table())
 
 
 COMMANDS = [vocab]

@@ -105,7 +105,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_cli_index_and_evaluate_english(tmp_path: Path) -> None:
     out = tmp_path / "en.jsonl"
     code, _, err = run("vocab", "index", "-t", str(DATA / "thesaurus_en.json"),
-                       "--data", str(VDATA / "docs_en.jsonl"), "--out", str(out))
+                       str(VDATA / "docs_en.jsonl"), "--out", str(out))
     assert code == 0, err
     assert "wrote 3 documents" in err and "8 headings kept" in err
     preds = {p.id: p for p in read_predictions(out)}  # the generic reader accepts the output
@@ -113,7 +113,7 @@ def test_cli_index_and_evaluate_english(tmp_path: Path) -> None:
                                    "Mass Screening"]
     assert preds["e3"].phrases == ["Hypertension", "Hypertension/drug therapy", "Aged"]
     assert preds["e3"].meta["cutoff"] == 2
-    code, text, err = run("vocab", "evaluate", "--gold", str(VDATA / "gold_en.jsonl"), "--pred", str(out), "--json")
+    code, text, err = run("vocab", "evaluate", "--gold", str(VDATA / "gold_en.jsonl"), "--pred", str(out), "--format", "json")
     assert code == 0, err
     res = json.loads(text)
     # headings, per doc (P@2, P@4, P at cut-off, R): e1 hits [-, Humans, D2/therapy, Insulin], cut 3 → .5 .75 2/3 2/3
@@ -134,13 +134,13 @@ def test_cli_index_and_evaluate_english(tmp_path: Path) -> None:
 def test_cli_index_and_evaluate_french_with_df_and_history(tmp_path: Path) -> None:
     th = str(DATA / "thesaurus_fr.json")
     docs = str(VDATA / "docs_fr.jsonl")
-    code, _, err = run("vocab", "df", "-t", th, "--data", docs, "--out", str(tmp_path / "df.json"))
+    code, _, err = run("vocab", "df", "-t", th, docs, "--out", str(tmp_path / "df.json"))
     assert code == 0, err
     assert json.loads((tmp_path / "df.json").read_text())["df"]["F1"] == 1
     code, _, err = run("vocab", "history", "--gold", str(VDATA / "gold_fr.jsonl"), "--out", str(tmp_path / "h.json"))
     assert code == 0 and "3 distinct pairs" in err
     out = tmp_path / "fr.jsonl"
-    code, _, err = run("vocab", "index", "-t", th, "--data", docs, "--out", str(out), "--df", str(tmp_path / "df.json"),
+    code, _, err = run("vocab", "index", "-t", th, docs, "--out", str(out), "--df", str(tmp_path / "df.json"),
                        "--history", str(tmp_path / "h.json"))
     assert code == 0, err
     preds = {p.id: p for p in read_predictions(out)}
@@ -154,10 +154,10 @@ def test_cli_index_and_evaluate_french_with_df_and_history(tmp_path: Path) -> No
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "t.json"
     bad.write_text('{"descriptors": [{"id": "A", "label": "a", "broader": ["B"]}]}', encoding="utf-8")
-    code, _, err = run("vocab", "index", "-t", str(bad), "--data", str(VDATA / "docs_en.jsonl"),
+    code, _, err = run("vocab", "index", "-t", str(bad), str(VDATA / "docs_en.jsonl"),
                        "--out", str(tmp_path / "o.jsonl"))
     assert code == 2 and err.strip() == f"esrank: error: {bad}: descriptor 'A': broader 'B' is not a descriptor id"
-    code, _, err = run("vocab", "index", "-t", str(DATA / "thesaurus_en.json"), "--data", str(VDATA / "docs_en.jsonl"),
+    code, _, err = run("vocab", "index", "-t", str(DATA / "thesaurus_en.json"), str(VDATA / "docs_en.jsonl"),
                        "--out", str(tmp_path / "o.jsonl"), "--lang", "xx")
     assert code == 2 and "unsupported language 'xx'" in err
 
@@ -201,12 +201,12 @@ def test_cli_keyphrase_vocabulary_and_collection_frequencies(tmp_path: Path) -> 
         {"id": "3", "title": "Weather", "abstract": "Rain and parsing.", "keyphrases": []},
     ]) + "\n", encoding="utf-8")
     th = tmp_path / "kv.json"
-    code, _, err = run("vocab", "from-keyphrases", "--data", str(corpus), "--out", str(th))
+    code, _, err = run("vocab", "from-keyphrases", str(corpus), "--out", str(th))
     assert code == 0 and "2 descriptors" in err, err
     labels = {d["label"]: d.get("synonyms", []) for d in json.loads(th.read_text())["descriptors"]}
     assert labels == {"Neural network": ["neural networks"], "parsing": []}  # a tie: sorted spellings decide
     out = tmp_path / "o.jsonl"
-    code, _, err = run("vocab", "index", "-t", str(th), "--data", str(corpus), "--out", str(out),
+    code, _, err = run("vocab", "index", "-t", str(th), str(corpus), "--out", str(out),
                        "--collection", str(corpus), "--fields", "text=1")
     assert code == 0, err
     preds = {p.id: p for p in read_predictions(out)}
@@ -214,6 +214,6 @@ def test_cli_keyphrase_vocabulary_and_collection_frequencies(tmp_path: Path) -> 
     # so its idf is lower than that of "neural networks" (2 of 3)
     assert preds["1"].phrases[:2] == ["Neural network", "parsing"]
     assert preds["3"].phrases == ["parsing"]
-    code, _, err = run("vocab", "index", "-t", str(th), "--data", str(corpus), "--out", str(out),
+    code, _, err = run("vocab", "index", "-t", str(th), str(corpus), "--out", str(out),
                        "--collection", str(corpus), "--df", str(tmp_path / "df.json"))
     assert code == 2 and "either as a file or as a collection" in err
