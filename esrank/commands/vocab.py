@@ -46,17 +46,23 @@ _lang = click.option("--lang", envvar="ESRANK_LANG", default=None,
               help="Keep at most this many descriptors.")
 @click.option("--major-ratio", default=0.5, show_default=True, envvar="ESRANK_VOCAB_MAJOR_RATIO",
               help="A kept heading is major when its score reaches this fraction of the top score.")
+@click.option("--history-filter/--no-history-filter", default=True, show_default=True,
+              envvar="ESRANK_VOCAB_HISTORY_FILTER",
+              help="With --history: keep only descriptor/qualifier pairs assigned before.")
+@click.option("--history-prior", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              envvar="ESRANK_VOCAB_HISTORY_PRIOR",
+              help="With --history: multiply a pair's score by 1 + this × P(qualifier | descriptor) (0: no prior).")
 @input_options
 def index_cmd(thesaurus: str, data: str, out: str, lang: str | None, df_path: str | None, collection: str | None,
               history_path: str | None, field_spec: str, min_terms: int, max_terms: int, major_ratio: float,
-              **kw: Any) -> None:
+              history_filter: bool, history_prior: float, **kw: Any) -> None:
     """Index documents with a thesaurus: ranked descriptors and descriptor/qualifier pairs with evidence."""
     from ..vocabulary.indexer import IndexConfig, build_indexer, index_file
 
     fmt, on_error, rejects = kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects")
     fields = fields_from(kw)
     config = IndexConfig(IndexConfig.parse_weights(field_spec), min_terms=min_terms, max_terms=max_terms,
-                         major_ratio=major_ratio)
+                         major_ratio=major_ratio, history_filter=history_filter, history_prior=history_prior)
     indexer = build_indexer(thesaurus, language=lang, config=config, df_path=df_path, collection=collection,
                             history_path=history_path, fields=fields)
     run = index_file(data, out, indexer, fields=fields, fmt=fmt, on_error=on_error, rejects=rejects)
@@ -96,11 +102,15 @@ def df_cmd(thesaurus: str, data: str, out: str, lang: str | None, field_spec: st
 @click.option("--gold", required=True, type=click.Path(dir_okay=False),
               help="Indexed records (JSONL with descriptors/pairs or keyphrases \"D/Q\").")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pair history JSON to write.")
-def history_cmd(gold: str, out: str) -> None:
+@click.option("--thesaurus", "-t", envvar="ESRANK_THESAURUS", type=click.Path(dir_okay=False), default=None,
+              help="Resolve labels and synonyms in the records to ids (needed when the records name concepts by "
+                   "label: the indexer names pairs by id).")
+def history_cmd(gold: str, out: str, thesaurus: str | None) -> None:
     """Learn descriptor/qualifier pair frequencies from already indexed records."""
     from ..vocabulary.collection import PairHistory
+    from ..vocabulary.thesaurus import load_thesaurus
 
-    h = PairHistory.from_gold(gold)
+    h = PairHistory.from_gold(gold, load_thesaurus(thesaurus) if thesaurus else None)
     h.save(out)
     echo_err(f"vocab history: {len(h.pairs)} distinct pairs over {len(h.descriptors)} descriptors")
 

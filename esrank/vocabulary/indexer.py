@@ -1,4 +1,4 @@
-"""The thesaurus indexer: match → count → share hierarchy → check tags → tf·idf → pairs → cut-off.
+"""The thesaurus indexer: match → count → share hierarchy → tf·idf → check tags → pairs → cut-off.
 
 Output is a ``Prediction`` per document whose keyphrases are headings ("descriptor" or
 "descriptor/qualifier" labels), best first, with ids, the major flag and the matched spans as
@@ -17,12 +17,16 @@ from ..progress import track
 from .automaton import Match, Matcher
 from .collection import DocumentFrequencies, PairHistory
 from .scoring import (Pairs, Shared, adaptive_cutoff, apply_check_tags, form_pairs, is_major, occurrences,
-                      score_pairs, share_hierarchy, tfidf, weighted_counts)
+                      promoted_check_tags, score_pairs, share_hierarchy, tfidf, weighted_counts)
 
 
 @dataclass
 class IndexConfig:
-    """Settings of the indexer (field weights, BM25 constants, cut-off bounds, major ratio)."""
+    """Settings of the indexer (field weights, BM25 constants, cut-off bounds, major ratio, use of the history).
+
+    With a pair history, ``history_filter`` keeps only pairs assigned before, and ``history_prior`` (0: off)
+    raises a pair's score by (1 + prior · P(qualifier | descriptor)).
+    """
 
     field_weights: dict[str, float] = field(default_factory=lambda: {"title": 2.0, "text": 1.0})
     k1: float = 1.2
@@ -30,7 +34,8 @@ class IndexConfig:
     min_terms: int = 1
     max_terms: int = 10
     major_ratio: float = 0.5
-    history_weight: float = 1.0
+    history_filter: bool = True
+    history_prior: float = 0.0
     max_output: int = 50  # headings written per document, kept ones first
 
     def __post_init__(self) -> None:
@@ -40,6 +45,8 @@ class IndexConfig:
             raise ConfigError("field weights must not be negative")
         if not 1 <= self.min_terms <= self.max_terms:
             raise ConfigError(f"need 1 <= min terms ({self.min_terms}) <= max terms ({self.max_terms})")
+        if self.history_prior < 0:
+            raise ConfigError(f"the history prior must not be negative, not {self.history_prior}")
         if not 0.0 < self.major_ratio <= 1.0:
             raise ConfigError(f"the major ratio must be in (0, 1], not {self.major_ratio}")
 
@@ -97,6 +104,7 @@ class Scored:
     scores: dict[str, float]
     pairs: Pairs
     pair_scores: dict[tuple[str, str], float]
+    always_kept: set[str] = field(default_factory=set)  # check tags seen more than once: exempt from the cut-off
 
 
 class Indexer:
@@ -121,14 +129,21 @@ class Indexer:
             rule_pairs += self.matcher.rule_pairs(ft, got)
         counts = weighted_counts(matches, cfg.field_weights)
         shared = share_hierarchy(counts, th)
-        checked = apply_check_tags(shared.counts, occurrences(matches), th)
         fr, hist = self.frequencies, self.history
-        scores = tfidf(checked, sum(len(ft.tokens) for ft in fts), n_docs=fr.n_docs if fr else 0,
-                       df=fr.counts if fr else None, avg_len=fr.avg_len if fr else 0.0, k1=cfg.k1, b=cfg.b)
-        pairs = form_pairs(matches, scores, th, cfg.field_weights, shared_to=shared.shared_to,
-                           rule_pairs=rule_pairs, history=hist.pairs if hist else None)
-        probs = {p: hist.probability(*p) for p in pairs.pairs} if hist else None
-        return Scored(matches, shared, scores, pairs, score_pairs(pairs.pairs, scores, probs, cfg.history_weight))
+        doc_len = sum(len(ft.tokens) for ft in fts)
+        n_docs, avg_len = (fr.n_docs, fr.avg_len) if fr else (0, 0.0)
+        weighted = tfidf(shared.counts, doc_len, n_docs=n_docs, df=fr.counts if fr else None, avg_len=avg_len,
+                         k1=cfg.k1, b=cfg.b)
+        seen = occurrences(matches)
+        scores = apply_check_tags(weighted, seen, th)
+        pairs = form_pairs(matches, shared.counts, th, cfg.field_weights, shared_to=shared.shared_to,
+                           rule_pairs=rule_pairs, history=hist.pairs if hist else None,
+                           history_filter=hist is not None and cfg.history_filter)
+        probs = {p: hist.probability(*p) for p in pairs.pairs} if hist and cfg.history_prior else None
+        pair_df = {p: fr.pair_df(*p) for p in pairs.pairs} if fr else None
+        pair_scores = score_pairs(pairs.pairs, doc_len, n_docs=n_docs, df=pair_df, avg_len=avg_len, k1=cfg.k1, b=cfg.b,
+                                  history_prob=probs, prior_weight=cfg.history_prior)
+        return Scored(matches, shared, scores, pairs, pair_scores, promoted_check_tags(weighted, seen, th))
 
     def index(self, document: Document) -> Prediction:
         """The ranked headings of one document (step 6: cut-off and major/minor), with evidence."""
@@ -138,7 +153,8 @@ class Indexer:
         if not scores:
             return Prediction(document.id, [], {"cutoff": 0, "rejected_pairs": sc.pairs.rejected})
         ranked = sorted(scores, key=lambda d: (-scores[d], d))
-        kept = set(ranked[:adaptive_cutoff([scores[d] for d in ranked], cfg.min_terms, cfg.max_terms)])
+        rest = [d for d in ranked if d not in sc.always_kept]  # the cut-off ranks the others
+        kept = set(rest[:adaptive_cutoff([scores[d] for d in rest], cfg.min_terms, cfg.max_terms)]) | sc.always_kept
         top = scores[ranked[0]]
         evidence: dict[str, list[dict[str, Any]]] = {}
         for m in sc.matches:
@@ -216,5 +232,5 @@ def build_indexer(thesaurus: str | Path, *, language: str | None = None, config:
     history = None
     if history_path is not None:
         p = Path(history_path)
-        history = PairHistory.load(p) if p.suffix.lower() == ".json" else PairHistory.from_gold(p)
+        history = PairHistory.load(p) if p.suffix.lower() == ".json" else PairHistory.from_gold(p, matcher.thesaurus)
     return Indexer(matcher, config, freqs, history)

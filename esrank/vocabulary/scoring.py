@@ -2,9 +2,12 @@
 
 1. ``weighted_counts``: occurrences per descriptor, weighted by the field they occur in;
 2. ``share_hierarchy``: a parent's count is shared among its narrower descriptors present, parent dropped;
-3. ``apply_check_tags``: a check tag seen more than once gets the score of the most frequent descriptor;
-4. ``tfidf``: tf saturated by a document-length normalisation, times the Robertson–Spärck Jones idf;
-5. ``form_pairs`` / ``score_pairs``: descriptor/qualifier pairs, validated and scored up by pair history;
+3. ``tfidf``: tf saturated by a document-length normalisation, times the Robertson–Spärck Jones idf;
+4. ``apply_check_tags``: after weighting, a check tag seen more than once gets the top keyword's score (and the
+   indexer exempts it from the cut-off);
+5. ``form_pairs`` / ``score_pairs``: descriptor/qualifier pairs (an isolated qualifier goes to one of the two most
+   frequent keywords), validated by the thesaurus and the pair history, scored with the same tf·idf as
+   descriptors (pair frequency in the document, pair document frequency in the collection);
 6. ``adaptive_cutoff`` and ``is_major``: keep terms above the largest relative score gap; major/minor.
 """
 from __future__ import annotations
@@ -60,15 +63,20 @@ def share_hierarchy(counts: Mapping[str, float], thesaurus: Thesaurus) -> Shared
     return Shared(out, shared_to)
 
 
+def promoted_check_tags(scores: Mapping[str, float], occurrences: Mapping[str, int],
+                        thesaurus: Thesaurus) -> set[str]:
+    """The check tags that occur more than once in the document (they take the top score and are always kept)."""
+    return {d for d in scores if thesaurus.descriptors[d].check_tag and occurrences.get(d, 0) > 1}
+
+
 def apply_check_tags(scores: Mapping[str, float], occurrences: Mapping[str, int],
                      thesaurus: Thesaurus) -> dict[str, float]:
-    """Raise each check tag that occurs more than once to the score of the most frequent descriptor."""
+    """Give each check tag occurring more than once the top keyword's (weighted) score; apply after ``tfidf``."""
     out = dict(scores)
     others = [s for d, s in out.items() if not thesaurus.descriptors[d].check_tag]
     top = max(others) if others else max(out.values(), default=0.0)
-    for d in out:
-        if thesaurus.descriptors[d].check_tag and occurrences.get(d, 0) > 1:
-            out[d] = max(out[d], top)
+    for d in promoted_check_tags(out, occurrences, thesaurus):
+        out[d] = max(out[d], top)
     return out
 
 
@@ -110,13 +118,23 @@ class Pairs:
     rejected: int = 0
 
 
-def form_pairs(matches: Sequence[Match], descriptor_scores: Mapping[str, float], thesaurus: Thesaurus,
+def form_pairs(matches: Sequence[Match], descriptor_counts: Mapping[str, float], thesaurus: Thesaurus,
                weights: Mapping[str, float], *, shared_to: Mapping[str, Sequence[str]] | None = None,
                rule_pairs: Iterable[tuple[str, str, Match]] = (),
-               history: "Mapping[tuple[str, str], int] | None" = None) -> Pairs:
-    """Pairs from qualifiers in a descriptor's sentence, isolated qualifiers (top-2 descriptors) and rules."""
+               history: "Mapping[tuple[str, str], int] | None" = None,
+               history_filter: bool = False) -> Pairs:
+    """Pairs from qualifiers in a descriptor's sentence, isolated qualifiers and rules, validated.
+
+    ``descriptor_counts`` are the descriptors' frequencies in the document (after hierarchy sharing): an
+    isolated qualifier attaches to one of the two most frequent. A pair the thesaurus does not allow is
+    rejected; with ``history_filter``, so is a pair never assigned in the ``history``.
+    """
+    descriptor_scores = descriptor_counts
     shared_to = shared_to or {}
     history = history or {}
+
+    def allowed(did: str, qid: str) -> bool:
+        return thesaurus.pair_allowed(did, qid) and (not history_filter or history.get((did, qid), 0) > 0)
 
     def targets(did: str) -> list[str]:
         if did in descriptor_scores:
@@ -134,7 +152,7 @@ def form_pairs(matches: Sequence[Match], descriptor_scores: Mapping[str, float],
 
     def add(did: str, qid: str, m: Match, via: str) -> None:
         nonlocal rejected
-        if not thesaurus.pair_allowed(did, qid):
+        if not allowed(did, qid):
             rejected += 1
             return
         ev = out.setdefault((did, qid), PairEvidence())
@@ -150,9 +168,9 @@ def form_pairs(matches: Sequence[Match], descriptor_scores: Mapping[str, float],
             for did in here:
                 add(did, m.concept, m, "sentence")
             continue
-        allowed = [d for d in top2 if thesaurus.pair_allowed(d, m.concept)]
-        if allowed:
-            best = max(allowed, key=lambda d: (history.get((d, m.concept), 0), descriptor_scores[d]))
+        ok = [d for d in top2 if allowed(d, m.concept)]
+        if ok:
+            best = max(ok, key=lambda d: (history.get((d, m.concept), 0), descriptor_scores[d]))
             add(best, m.concept, m, "isolated")
         elif top2:
             rejected += 1
@@ -162,16 +180,22 @@ def form_pairs(matches: Sequence[Match], descriptor_scores: Mapping[str, float],
     return Pairs(out, rejected)
 
 
-def score_pairs(pairs: Mapping[tuple[str, str], PairEvidence], descriptor_scores: Mapping[str, float],
-                history_prob: Mapping[tuple[str, str], float] | None = None,
-                history_weight: float = 1.0) -> dict[tuple[str, str], float]:
-    """Pair score: descriptor score · support/(support+1) · (1 + weight · P(qualifier | descriptor) in history)."""
+def pair_key(descriptor: str, qualifier: str) -> str:
+    """The key of a descriptor/qualifier pair among document-frequency keys ("D\tQ")."""
+    return f"{descriptor}\t{qualifier}"
+
+
+def score_pairs(pairs: Mapping[tuple[str, str], PairEvidence], doc_len: int, *, n_docs: int = 0,
+                df: Mapping[tuple[str, str], int] | None = None, avg_len: float = 0.0, k1: float = 1.2,
+                b: float = 0.75, history_prob: Mapping[tuple[str, str], float] | None = None,
+                prior_weight: float = 0.0) -> dict[tuple[str, str], float]:
+    """Pair score: ``tfidf`` of the pair's weighted frequency in the document and its document frequency in the
+    collection, times the optional history prior (1 + weight · P(qualifier | descriptor)), which never demotes."""
+    keys = {pair_key(*p): p for p in pairs}
+    weighted = tfidf({k: pairs[p].support for k, p in keys.items()}, doc_len, n_docs=n_docs,
+                     df={k: (df or {}).get(p, 0) for k, p in keys.items()}, avg_len=avg_len, k1=k1, b=b)
     history_prob = history_prob or {}
-    out: dict[tuple[str, str], float] = {}
-    for (did, qid), ev in pairs.items():
-        strength = ev.support / (ev.support + 1.0)
-        out[(did, qid)] = descriptor_scores[did] * strength * (1.0 + history_weight * history_prob.get((did, qid), 0.0))
-    return out
+    return {p: weighted[k] * (1.0 + prior_weight * history_prob.get(p, 0.0)) for k, p in keys.items()}
 
 
 def adaptive_cutoff(scores: Sequence[float], min_terms: int = 1, max_terms: int = 10) -> int:

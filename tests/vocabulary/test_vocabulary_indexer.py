@@ -32,9 +32,10 @@ def test_index_document_ranks_headings_with_evidence(en: Matcher) -> None:
     pred = Indexer(en).index(doc)
     heads = pred.keyphrases
     # D2: title 2 + text 1 + the shared parent "Diabetes" 1 = 4 → 4·2.2/(4+1.2); humans (check tag, 2×) gets the same
+    # the pair D2/therapy is scored like a descriptor: its frequency 2 (title) + 1 (text) = 3 → 3·2.2/(3+1.2)
     assert [(h.phrase, round(h.score, 6)) for h in heads] == [
         ("Diabetes Mellitus, Type 1", round(4 * 2.2 / 5.2, 6)), ("Humans", round(4 * 2.2 / 5.2, 6)),
-        ("Diabetes Mellitus, Type 1/therapy", round(4 * 2.2 / 5.2 * 3 / 4, 6)),  # support 2 + 1 → 3/4
+        ("Diabetes Mellitus, Type 1/therapy", round(3 * 2.2 / 4.2, 6)),
         ("Insulin", round(3 * 2.2 / 4.2, 6))]
     assert pred.meta == {"cutoff": 3, "rejected_pairs": 2}  # insulin/therapy twice
     assert [h.major for h in heads] == [True, True, True, False]
@@ -59,9 +60,16 @@ def test_document_frequencies_from_a_corpus_save_and_load(en: Matcher, tmp_path:
     assert df.n_docs == 3 and df.df("D6") == 2 and df.df("D8") == 1 and df.df("D3") == 0
     # title + abstract word tokens: e1 6 + 17, e2 4 + 14, e3 6 + 11 (hyphen-free, punctuation dropped)
     assert df.avg_len == pytest.approx((23 + 18 + 17) / 3)
+    # pairs are counted per document as the indexer forms them (allowed ones only)
+    assert df.pairs == {("D2", "Q1"): 1, ("D10", "Q3"): 1, ("D8", "Q4"): 1} and df.pair_df("D8", "Q1") == 0
     df.save(tmp_path / "df.json")
     again = DocumentFrequencies.load(tmp_path / "df.json")
     assert again == df
+    # a file written before pairs were counted: a pair's df is taken as its descriptor's (an upper bound)
+    old = json.loads((tmp_path / "df.json").read_text())
+    del old["pair_df"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert DocumentFrequencies.load(tmp_path / "old.json").pair_df("D6", "Q1") == 2
     (tmp_path / "bad.json").write_text('{"kind": "pair-history"}', encoding="utf-8")
     with pytest.raises(InputError, match="not a document-frequencies file"):
         DocumentFrequencies.load(tmp_path / "bad.json")
@@ -74,17 +82,27 @@ def test_idf_ranks_rarer_descriptors_higher(en: Matcher) -> None:
     assert [h.descriptor_id for h in heads] == ["D8", "D4"]
 
 
-def test_pair_history_from_gold_scores_pairs_up(en: Matcher, tmp_path: Path) -> None:
-    h = PairHistory.from_gold(VDATA / "gold_en.jsonl")
+def test_pair_history_validates_pairs_and_gives_an_optional_prior(en: Matcher, tmp_path: Path) -> None:
+    h = PairHistory.from_gold(VDATA / "gold_en.jsonl", en.thesaurus)
     assert h.pairs[("D2", "Q1")] == 1 and h.descriptors["D2"] == 1
+    assert h.pairs[("D10", "Q3")] == 1 and h.pairs[("D8", "Q4")] == 1  # labels resolved to ids
     assert h.probability("D2", "Q1") == pytest.approx(0.5)  # 1 / (1 + 1)
     h.save(tmp_path / "h.json")
     assert PairHistory.load(tmp_path / "h.json") == h
-    doc = Document("d", "", "Type 1 diabetes treatment.")
-    plain = Indexer(en).index(doc).keyphrases[1]
-    boosted = Indexer(en, history=h).index(doc).keyphrases[1]
-    assert plain.phrase == boosted.phrase == "Diabetes Mellitus, Type 1/therapy"
-    assert boosted.score == pytest.approx(plain.score * 1.5)
+    doc = Document("d", "", "Type 1 diabetes treatment. Hypertension treatment.")
+    plain = {k.phrase: k.score for k in Indexer(en).index(doc).keyphrases}
+    pred = Indexer(en, history=h).index(doc)
+    checked = {k.phrase: k.score for k in pred.keyphrases}
+    # a pair the catalogue has assigned before is kept with the same score (the history does not demote) ...
+    assert checked["Diabetes Mellitus, Type 1/therapy"] == plain["Diabetes Mellitus, Type 1/therapy"]
+    # ... one it never assigned (hypertension/therapy, allowed by the thesaurus) is rejected
+    assert "Hypertension/therapy" in plain and "Hypertension/therapy" not in checked
+    assert pred.meta["rejected_pairs"] == 1
+    unfiltered = Indexer(en, IndexConfig(history_filter=False), history=h).index(doc)
+    assert "Hypertension/therapy" in unfiltered.phrases
+    # the optional prior raises a known pair: × (1 + 1 · P(therapy | D2)) = × 1.5
+    prior = {k.phrase: k.score for k in Indexer(en, IndexConfig(history_prior=1.0), history=h).index(doc).keyphrases}
+    assert prior["Diabetes Mellitus, Type 1/therapy"] == pytest.approx(plain["Diabetes Mellitus, Type 1/therapy"] * 1.5)
 
 
 def test_config_validation() -> None:
@@ -137,7 +155,8 @@ def test_cli_index_and_evaluate_french_with_df_and_history(tmp_path: Path) -> No
     code, _, err = run("vocab", "df", "-t", th, docs, "--out", str(tmp_path / "df.json"))
     assert code == 0, err
     assert json.loads((tmp_path / "df.json").read_text())["df"]["F1"] == 1
-    code, _, err = run("vocab", "history", "--gold", str(VDATA / "gold_fr.jsonl"), "--out", str(tmp_path / "h.json"))
+    code, _, err = run("vocab", "history", "--gold", str(VDATA / "gold_fr.jsonl"), "--out", str(tmp_path / "h.json"),
+                       "-t", th)
     assert code == 0 and "3 distinct pairs" in err
     out = tmp_path / "fr.jsonl"
     code, _, err = run("vocab", "index", "-t", th, docs, "--out", str(out), "--df", str(tmp_path / "df.json"),

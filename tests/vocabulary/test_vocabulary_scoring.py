@@ -8,8 +8,11 @@ import pytest
 
 from esrank.corpus import Document
 from esrank.vocabulary.automaton import Match, Matcher
+from esrank.vocabulary.collection import DocumentFrequencies
+from esrank.vocabulary.indexer import IndexConfig, Indexer
 from esrank.vocabulary.scoring import (PairEvidence, adaptive_cutoff, apply_check_tags, form_pairs, is_major,
-                                       occurrences, rsj_idf, score_pairs, share_hierarchy, tfidf, weighted_counts)
+                                       occurrences, promoted_check_tags, rsj_idf, score_pairs, share_hierarchy, tfidf,
+                                       weighted_counts)
 from esrank.vocabulary.thesaurus import Thesaurus, load_thesaurus, thesaurus_from_dict
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -60,6 +63,37 @@ def test_check_tag_seen_more_than_once_takes_the_top_descriptor_score(th: Thesau
     scores = {"D2": 20.0, "D3": 9.0, "D5": 2.0, "D6": 1.0}
     got = apply_check_tags(scores, {"D2": 15, "D3": 4, "D5": 2, "D6": 1}, th)
     assert got == {"D2": 20.0, "D3": 9.0, "D5": 20.0, "D6": 1.0}  # D6 (aged) seen once stays
+    assert promoted_check_tags(scores, {"D5": 2, "D6": 1}, th) == {"D5"}
+
+
+def test_check_tag_gets_the_top_score_after_weighting_and_is_always_kept(th: Thesaurus) -> None:
+    """The issue's example: a check tag raised to the top *count* before tf·idf fell back to 0.22 against 6.2,
+    as check tags are in most documents (low idf); raised after weighting it keeps the top score, and it is
+    selected even where the cut-off would stop."""
+    freqs = DocumentFrequencies(1000, 10.0, {"D5": 990, "D8": 2, "D4": 300, "D11": 250})
+    doc = Document("d", "", "Patients. Patients. Hypertension. Hypertension. Hypertension. Insulin. Screening.")
+    pred = Indexer(Matcher(th), IndexConfig(max_terms=1), freqs).index(doc)
+    got = {h.phrase: h.score for h in pred.keyphrases}
+    top = got["Hypertension"]
+    assert got["Humans"] == top  # not 2 occurrences × idf(990 of 1000) = a tiny score
+    assert tfidf({"D5": 2.0}, 12, n_docs=1000, df={"D5": 990}, avg_len=10.0)["D5"] < top / 50
+    assert pred.meta["cutoff"] == 2 and pred.phrases[:2] == ["Hypertension", "Humans"]  # max_terms=1, plus Humans
+    # seen once, a check tag is an ordinary descriptor: scored by tf·idf, subject to the cut-off
+    once = Indexer(Matcher(th), IndexConfig(max_terms=1), freqs).index(Document("d", "", "Patients. Hypertension."))
+    assert once.meta["cutoff"] == 1 and once.phrases[0] == "Hypertension"
+
+
+def test_isolated_qualifier_goes_to_one_of_the_two_most_frequent_keywords(th: Thesaurus) -> None:
+    """Type 1 diabetes ×3, insulin ×2, hypertension ×1, then "prevalence" alone in its sentence. By tf·idf the two
+    best are hypertension and insulin (rare in the collection); by frequency type 1 diabetes and insulin. The
+    paper attaches the qualifier to one of the two most frequent: insulin does not take epidemiology, so D2
+    (by tf·idf it went to hypertension)."""
+    freqs = DocumentFrequencies(100, 20.0, {"D2": 90, "D4": 1, "D8": 1})
+    doc = Document("d", "", "Type 1 diabetes. Type 1 diabetes. Type 1 diabetes. Insulin. Insulin. Hypertension. "
+                            "The prevalence was high.")
+    sc = Indexer(Matcher(th), frequencies=freqs).score(doc)
+    assert set(sorted(sc.scores, key=lambda d: -sc.scores[d])[:2]) == {"D4", "D8"}
+    assert list(sc.pairs.pairs) == [("D2", "Q5")] and sc.pairs.pairs[("D2", "Q5")].via == {"isolated"}
 
 
 def test_tfidf_with_length_normalisation_by_hand() -> None:
@@ -105,12 +139,30 @@ def test_rules_add_pairs(th: Thesaurus) -> None:
     assert got.pairs[("D10", "Q3")].via == {"rule"} and got.pairs[("D10", "Q3")].support == 1.0
 
 
-def test_pair_scores_grow_with_support_and_history() -> None:
+def test_pairs_are_scored_with_the_same_tfidf_as_descriptors() -> None:
+    """A pair is weighted by its frequency in the document and its document frequency in the collection."""
     pairs = {("A", "q"): PairEvidence(support=1.0), ("B", "q"): PairEvidence(support=3.0)}
-    got = score_pairs(pairs, {"A": 2.0, "B": 2.0})
-    assert got == {("A", "q"): pytest.approx(1.0), ("B", "q"): pytest.approx(1.5)}  # 2 * 1/2, 2 * 3/4
-    got = score_pairs(pairs, {"A": 2.0, "B": 2.0}, {("A", "q"): 0.5}, history_weight=1.0)
-    assert got[("A", "q")] == pytest.approx(1.5)  # 2 * 1/2 * (1 + 0.5)
+    # no collection: idf 1 and average length, as for a descriptor: 1·2.2/(1+1.2) = 1, 3·2.2/(3+1.2)
+    got = score_pairs(pairs, 7)
+    assert got == {("A", "q"): pytest.approx(1.0), ("B", "q"): pytest.approx(3 * 2.2 / 4.2)}
+    assert got[("A", "q")] == tfidf({"A": 1.0}, 7)["A"]  # a pair seen once scores like a descriptor seen once
+    # a collection of 10 documents of average length 50: descriptor A in 5, the pair A/q in 1 → the rarer pair
+    # outranks its descriptor (A: 3 occurrences, the pair: 2 of them)
+    desc = tfidf({"A": 3.0}, 50, n_docs=10, df={"A": 5}, avg_len=50.0)["A"]
+    pair = score_pairs({("A", "q"): PairEvidence(support=2.0)}, 50, n_docs=10, df={("A", "q"): 1}, avg_len=50.0)
+    assert desc == pytest.approx(3 * 2.2 / 4.2 * math.log(2.0))
+    assert pair[("A", "q")] == pytest.approx(2 * 2.2 / 3.2 * math.log(1 + 9.5 / 1.5)) and pair[("A", "q")] > desc
+    # the history prior only raises: × (1 + weight · P(q | A))
+    got = score_pairs(pairs, 7, history_prob={("A", "q"): 0.5}, prior_weight=1.0)
+    assert got[("A", "q")] == pytest.approx(1.5) and got[("B", "q")] == pytest.approx(3 * 2.2 / 4.2)
+
+
+def test_history_filter_keeps_only_pairs_assigned_before(th: Thesaurus) -> None:
+    ms = [m("D", "D2", 0), m("Q", "Q1", 0), m("D", "D8", 1), m("Q", "Q1", 1)]
+    counts = {"D2": 1.0, "D8": 1.0}
+    assert set(form_pairs(ms, counts, th, W).pairs) == {("D2", "Q1"), ("D8", "Q1")}
+    got = form_pairs(ms, counts, th, W, history={("D2", "Q1"): 3}, history_filter=True)
+    assert set(got.pairs) == {("D2", "Q1")} and got.rejected == 1
 
 
 def test_adaptive_cutoff_keeps_terms_above_the_largest_relative_gap() -> None:
