@@ -52,10 +52,11 @@ def test_bad_records_fail_or_are_skipped_and_counted(tmp_path: Path) -> None:
     loc = ["--index", "bad", "--path", str(tmp_path / "ix")]
     r = CliRunner().invoke(main, ["-q", "load", str(data), *loc])
     assert r.exit_code == 2 and f"esrank: error: {data}:2: malformed JSON" in r.output
+    assert "the load stopped there: the 1 documents read before were indexed (1 new)" in r.output  # said, not silent
     rejects = tmp_path / "rejects.jsonl"
     r = CliRunner().invoke(main, ["-q", "load", str(data), *loc, "--on-error", "skip", "--rejects", str(rejects)])
     assert r.exit_code == 0, r.output
-    assert "read 4, indexed 2 (2 new), skipped 2 (2 bad records, 0 already indexed), failed 0" in r.output
+    assert "read 4, indexed 2 (1 new), skipped 2 (2 bad records, 0 already indexed), failed 0" in r.output
     assert [json.loads(x)["line"] for x in rejects.read_text().splitlines()] == [2, 4]
 
 
