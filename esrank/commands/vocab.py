@@ -145,7 +145,13 @@ def from_keyphrases_cmd(data: str, out: str, lang: str, min_count: int, **kw: An
               help="Resolve labels and synonyms to ids with this thesaurus (gold by id, predictions by label).")
 @output_format_option(choices=("table", "json"), json_alias=True)
 def evaluate_cmd(gold: str, pred: str, thesaurus: str | None, out_format: str) -> None:
-    """Precision@2, precision@4 and P/R/F1 at the cut-off, for headings (pairs) and for descriptors alone."""
+    """Mean cut-off rank, P/R/F1 at the cut-off, P@2 and P@4, with pairs and without pairs (the paper's "/").
+
+    \b
+    with pairs     the indexer's headings (a pair is right when descriptor and qualifier both are)
+    without pairs  the same run with its pair headings removed, scored against the same gold
+    relaxed        pairs reduced to their descriptor on both sides (not one of the paper's figures)
+    """
     from dataclasses import asdict
 
     from ..vocabulary.evaluate import evaluate_indexing

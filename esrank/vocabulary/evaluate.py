@@ -1,7 +1,12 @@
-"""Evaluation of thesaurus indexing: precision@2, precision@4 and P/R/F1 at the cut-off.
+"""Evaluation of thesaurus indexing as the CISMeF paper reports it: mean cut-off rank, P/R at the cut-off,
+precision@2 and precision@4, for the system with pairs and the same system run without pairs, both scored
+against the same gold ("with / without pairs", the paper's "/" comparison).
 
-Figures are given twice: for headings (a descriptor alone, or a descriptor/qualifier pair correct only
-when both parts match) and for descriptors alone (pairs reduced to their descriptor, duplicates dropped).
+A heading is a descriptor alone, or a descriptor/qualifier pair, correct only when both parts match a gold
+pair. The run without pairs is the indexer's output with its pair headings removed: pairs change neither
+the descriptors' scores nor the cut-off, so this is what the indexer gives without qualifiers. An extra,
+relaxed view reduces pairs to their descriptor on both sides (duplicates dropped): it measures descriptor
+choice alone and is not one of the paper's figures.
 Gold and predicted concepts are compared by id or by label (case and accents ignored); given the
 thesaurus, labels and synonyms are resolved to ids first, so a gold id matches a predicted label.
 """
@@ -140,8 +145,9 @@ def _matches(h: Heading, d: set[str], q: set[str] | None) -> bool:
 
 @dataclass
 class Scores:
-    """Precision@2, precision@4 and P/R/F1 at the cut-off, macro-averaged over documents."""
+    """Mean cut-off rank, precision@2, precision@4 and P/R/F1 at the cut-off, macro-averaged over documents."""
 
+    mean_cutoff: float = 0.0
     p_at_2: float = 0.0
     p_at_4: float = 0.0
     precision: float = 0.0
@@ -151,19 +157,35 @@ class Scores:
 
 @dataclass
 class VocabEvaluation:
-    """Scores for headings (pairs) and for descriptors alone, with the document counts."""
+    """Scores with pairs, without pairs (same gold) and relaxed to descriptors, with the document counts."""
 
-    headings: Scores
-    descriptors: Scores
+    with_pairs: Scores
+    without_pairs: Scores
+    relaxed_descriptors: Scores
     n_docs: int
     missing_predictions: int
 
+    ROWS = (("with pairs", "with_pairs"), ("without pairs", "without_pairs"),
+            ("relaxed: pairs as descriptors", "relaxed_descriptors"))
+
+    def slash(self) -> str:
+        """The paper's "/" line: each figure with pairs / without pairs."""
+        w, wo = self.with_pairs, self.without_pairs
+        cells = [f"{name} {getattr(w, key):.{d}f}/{getattr(wo, key):.{d}f}"
+                 for name, key, d in (("cut-off", "mean_cutoff", 2), ("P", "precision", 3), ("R", "recall", 3),
+                                      ("P@2", "p_at_2", 3), ("P@4", "p_at_4", 3))]
+        return "with / without pairs: " + ", ".join(cells)
+
     def table(self) -> str:
-        """A small text table."""
-        rows = ["level        P@2     P@4     P       R       F1"]
-        for name, s in (("headings", self.headings), ("descriptors", self.descriptors)):
-            rows.append(f"{name:<12} {s.p_at_2:.4f}  {s.p_at_4:.4f}  {s.precision:.4f}  {s.recall:.4f}  {s.f1:.4f}")
-        rows.append(f"documents: {self.n_docs} (without prediction: {self.missing_predictions})")
+        """A small text table, the "/" line and the document counts."""
+        rows = [f"{'run':<30} cut-off  P       R       F1      P@2     P@4"]
+        for name, key in self.ROWS:
+            s = getattr(self, key)
+            rows.append(f"{name:<30} {s.mean_cutoff:<7.2f}  {s.precision:.4f}  {s.recall:.4f}  {s.f1:.4f}  "
+                        f"{s.p_at_2:.4f}  {s.p_at_4:.4f}")
+        rows.append(self.slash())
+        rows.append(f"documents: {self.n_docs} (without prediction: {self.missing_predictions}); P, R and F1 at "
+                    "the cut-off, macro-averaged; the run without pairs is scored against the same gold")
         return "\n".join(rows)
 
 
@@ -186,7 +208,7 @@ def _doc_scores(pred: list[Heading], gold: list[tuple[set[str], set[str] | None]
     p = kept / cutoff if cutoff else 0.0
     r = kept / len(gold) if gold else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0
-    return p2, p4, p, r, f
+    return float(cutoff), p2, p4, p, r, f
 
 
 def _reduce(pred: list[Heading]) -> tuple[list[Heading], dict[int, int]]:
@@ -206,7 +228,7 @@ def evaluate_indexing(gold_path: str | Path, pred_path: str | Path,
     preds: dict[str, tuple[list[Heading], int | None]] = {}
     for pid, heads, cutoff in read_vocab_predictions(pred_path, canon):
         preds[pid] = (heads, cutoff)
-    sums_h, sums_d = [0.0] * 5, [0.0] * 5
+    sums_h, sums_n, sums_d = [0.0] * 6, [0.0] * 6, [0.0] * 6
     n = missing = 0
     for g in read_gold(gold_path):
         n += 1
@@ -219,10 +241,14 @@ def evaluate_indexing(gold_path: str | Path, pred_path: str | Path,
         gold_d_keys = dict.fromkeys(frozenset(canon.descriptor(d)) for d in [*g.descriptors, *(p[0] for p in g.pairs)])
         gold_d: list[tuple[set[str], set[str] | None]] = [(set(d), None) for d in gold_d_keys]
         reduced, index = _reduce(heads)
+        no_pairs = [h for h in heads if h.qualifier is None]
+        no_pairs_cut = sum(1 for h in heads[:cut] if h.qualifier is None)
         for acc, vals in ((sums_h, _doc_scores(heads, gold_h, cut)),
+                          (sums_n, _doc_scores(no_pairs, gold_h, no_pairs_cut)),
                           (sums_d, _doc_scores(reduced, gold_d, index.get(cut - 1, 0) if cut else 0))):
             for i, v in enumerate(vals):
                 acc[i] += v
     if n == 0:
         raise InputError("no gold records", source=str(gold_path))
-    return VocabEvaluation(Scores(*(v / n for v in sums_h)), Scores(*(v / n for v in sums_d)), n, missing)
+    return VocabEvaluation(Scores(*(v / n for v in sums_h)), Scores(*(v / n for v in sums_n)),
+                           Scores(*(v / n for v in sums_d)), n, missing)

@@ -136,17 +136,50 @@ def test_cli_index_and_evaluate_english(tmp_path: Path) -> None:
     res = json.loads(text)
     # headings, per doc (P@2, P@4, P at cut-off, R): e1 hits [-, Humans, D2/therapy, Insulin], cut 3 → .5 .75 2/3 2/3
     # e2 [-, Aged, BN/prevention, -], cut 3 → .5 .5 2/3 1;  e3 [-, Hyp/drug therapy, Aged], cut 2 → .5 .5 .5 1/3
-    assert res["headings"]["p_at_2"] == pytest.approx(0.5)
-    assert res["headings"]["p_at_4"] == pytest.approx((0.75 + 0.5 + 0.5) / 3)
-    assert res["headings"]["precision"] == pytest.approx((2 / 3 + 2 / 3 + 0.5) / 3)
-    assert res["headings"]["recall"] == pytest.approx((2 / 3 + 1 + 1 / 3) / 3)
-    # descriptors alone: e1 [D2, Humans, Insulin] vs {Insulin, Humans, D2}, cut 2 → 1, .75, 1, 2/3
+    assert res["with_pairs"]["mean_cutoff"] == pytest.approx((3 + 3 + 2) / 3)
+    assert res["with_pairs"]["p_at_2"] == pytest.approx(0.5)
+    assert res["with_pairs"]["p_at_4"] == pytest.approx((0.75 + 0.5 + 0.5) / 3)
+    assert res["with_pairs"]["precision"] == pytest.approx((2 / 3 + 2 / 3 + 0.5) / 3)
+    assert res["with_pairs"]["recall"] == pytest.approx((2 / 3 + 1 + 1 / 3) / 3)
+    # the same run without pairs, against the same gold (its pairs can no longer be found):
+    # e1 [D2 ✗ (gold has D2 only with therapy), Humans ✓, Insulin ✓], cut 2 of the first 3 → P@2 .5, P@4 .5, P .5, R 1/3
+    # e2 [BN ✗, Aged ✓, Mass Screening ✗], cut 2 → .5, .25, .5, 1/2;  e3 [Hyp ✗, Aged ✓], cut 1 → .5, .25, 0, 0
+    assert res["without_pairs"]["mean_cutoff"] == pytest.approx((2 + 2 + 1) / 3)
+    assert res["without_pairs"]["p_at_2"] == pytest.approx(0.5)
+    assert res["without_pairs"]["p_at_4"] == pytest.approx((0.5 + 0.25 + 0.25) / 3)
+    assert res["without_pairs"]["precision"] == pytest.approx((0.5 + 0.5 + 0) / 3)
+    assert res["without_pairs"]["recall"] == pytest.approx((1 / 3 + 1 / 2 + 0) / 3)
+    # relaxed, descriptors alone: e1 [D2, Humans, Insulin] vs {Insulin, Humans, D2}, cut 2 → 1, .75, 1, 2/3
     # e2 [BN, Aged, Mass Screening] vs {D6, BN}, cut 2 → 1, .5, 1, 1;  e3 [Hyp, Aged] vs {Hyp, Aged, CVD}, cut 1
-    assert res["descriptors"]["p_at_2"] == pytest.approx(1.0)
-    assert res["descriptors"]["p_at_4"] == pytest.approx((0.75 + 0.5 + 0.5) / 3)
-    assert res["descriptors"]["precision"] == pytest.approx(1.0)
-    assert res["descriptors"]["recall"] == pytest.approx((2 / 3 + 1 + 1 / 3) / 3)
+    assert res["relaxed_descriptors"]["p_at_2"] == pytest.approx(1.0)
+    assert res["relaxed_descriptors"]["p_at_4"] == pytest.approx((0.75 + 0.5 + 0.5) / 3)
+    assert res["relaxed_descriptors"]["precision"] == pytest.approx(1.0)
+    assert res["relaxed_descriptors"]["recall"] == pytest.approx((2 / 3 + 1 + 1 / 3) / 3)
     assert res["n_docs"] == 3 and res["missing_predictions"] == 0
+    code, text, err = run("vocab", "evaluate", "--gold", str(VDATA / "gold_en.jsonl"), "--pred", str(out))
+    assert code == 0, err
+    lines = text.splitlines()
+    assert [line.split("  ")[0].strip() for line in lines[1:4]] == [
+        "with pairs", "without pairs", "relaxed: pairs as descriptors"]
+    assert lines[4] == ("with / without pairs: cut-off 2.67/1.67, P 0.611/0.333, R 0.667/0.278, P@2 0.500/0.500, "
+                        "P@4 0.583/0.333")
+
+
+def test_the_run_without_pairs_is_the_indexer_without_qualifiers(tmp_path: Path) -> None:
+    """Removing the pair headings from an output gives what the indexer gives with no qualifiers at all."""
+    from esrank.corpus import read_documents
+
+    data = json.loads((DATA / "thesaurus_en.json").read_text())
+    bare = {"language": "en", "descriptors": [{k: v for k, v in d.items() if k != "allowed_qualifiers"}
+                                              for d in data["descriptors"]]}
+    (tmp_path / "bare.json").write_text(json.dumps(bare))
+    full, none = Indexer(Matcher(load_thesaurus(DATA / "thesaurus_en.json"))), \
+        Indexer(Matcher(load_thesaurus(tmp_path / "bare.json")))
+    for doc in read_documents(VDATA / "docs_en.jsonl"):
+        with_pairs, without = full.index(doc), none.index(doc)
+        kept = with_pairs.keyphrases[:with_pairs.meta["cutoff"]]
+        assert [h.phrase for h in with_pairs.keyphrases if "/" not in h.phrase] == without.phrases
+        assert sum(1 for h in kept if "/" not in h.phrase) == without.meta["cutoff"]
 
 
 def test_cli_index_and_evaluate_french_with_df_and_history(tmp_path: Path) -> None:
@@ -167,7 +200,7 @@ def test_cli_index_and_evaluate_french_with_df_and_history(tmp_path: Path) -> No
     assert "diabète de type 2/thérapeutique" in preds["f1"].phrases
     assert "diabète de type 1/prévention et contrôle" in preds["f2"].phrases  # the rule "dépistage du {D}"
     code, text, _ = run("vocab", "evaluate", "--gold", str(VDATA / "gold_fr.jsonl"), "--pred", str(out))
-    assert code == 0 and text.splitlines()[0].split() == ["level", "P@2", "P@4", "P", "R", "F1"]
+    assert code == 0 and text.splitlines()[0].split() == ["run", "cut-off", "P", "R", "F1", "P@2", "P@4"]
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
@@ -194,18 +227,18 @@ def test_evaluate_counts_missing_documents_and_reads_plain_predictions(tmp_path:
     r = evaluate_indexing(gold, pred)
     # doc a, headings: hits [D2 ✓, D2/Q1 ✗, Humans ✗, Hypertension/epidemiology ✗ (gold names D8/Q5), insulin ✓]
     # P@2 1/2, P@4 1/4, at cut-off 3: P 1/3, R 1/4; doc b has no prediction: all 0
-    assert (r.headings.p_at_2, r.headings.p_at_4) == (pytest.approx(0.25), pytest.approx(0.125))
-    assert (r.headings.precision, r.headings.recall) == (pytest.approx(1 / 6), pytest.approx(1 / 8))
-    assert r.headings.f1 == pytest.approx((2 / 7) / 2)
+    assert (r.with_pairs.p_at_2, r.with_pairs.p_at_4) == (pytest.approx(0.25), pytest.approx(0.125))
+    assert (r.with_pairs.precision, r.with_pairs.recall) == (pytest.approx(1 / 6), pytest.approx(1 / 8))
+    assert r.with_pairs.f1 == pytest.approx((2 / 7) / 2)
     # descriptors: [D2, Humans, Hypertension, insulin] vs {D2, Insulin, D8}; cut-off 3 headings → 2 descriptors
-    assert (r.descriptors.p_at_2, r.descriptors.p_at_4) == (pytest.approx(0.25), pytest.approx(0.25))
-    assert (r.descriptors.precision, r.descriptors.recall) == (pytest.approx(0.25), pytest.approx(1 / 6))
-    assert r.descriptors.f1 == pytest.approx(0.2) and (r.n_docs, r.missing_predictions) == (2, 1)
+    assert (r.relaxed_descriptors.p_at_2, r.relaxed_descriptors.p_at_4) == (pytest.approx(0.25), pytest.approx(0.25))
+    assert (r.relaxed_descriptors.precision, r.relaxed_descriptors.recall) == (pytest.approx(0.25), pytest.approx(1 / 6))
+    assert r.relaxed_descriptors.f1 == pytest.approx(0.2) and (r.n_docs, r.missing_predictions) == (2, 1)
     # with the thesaurus, labels resolve to ids: Hypertension/epidemiology = D8/Q5 → doc a P@4 2/4 (insulin is 5th),
     # descriptors [D2 ✓, Humans ✗, D8 ✓, D4 ✓] → 3/4
     r = evaluate_indexing(gold, pred, load_thesaurus(DATA / "thesaurus_en.json"))
-    assert (r.headings.p_at_4, r.descriptors.p_at_4) == (pytest.approx(0.25), pytest.approx(0.375))
-    assert r.headings.precision == pytest.approx(1 / 6)  # the pair is 4th, after the cut-off
+    assert (r.with_pairs.p_at_4, r.relaxed_descriptors.p_at_4) == (pytest.approx(0.25), pytest.approx(0.375))
+    assert r.with_pairs.precision == pytest.approx(1 / 6)  # the pair is 4th, after the cut-off
     gold.write_text('{"id": "a", "pairs": [["D8"]]}\n', encoding="utf-8")
     with pytest.raises(InputError, match=":1: 'descriptors'"):
         evaluate_indexing(gold, pred)
