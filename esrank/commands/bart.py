@@ -5,10 +5,10 @@ from typing import Any
 
 import click
 
-from ..corpus import ReadStats, RejectSink, read_documents
+from ..corpus import DocumentReader
 from ..cost import cost_options, tracker_from_options
 from ..predictions import PredictionWriter
-from .common import echo_err, fields_from, input_options
+from .common import DEVICE, check_outputs, documents_input, echo_err, read_input, report_reads
 
 
 @click.group("bart")
@@ -16,21 +16,19 @@ def bart_group() -> None:
     """BART-KP baseline: fine-tune a seq2seq model to generate keyphrases, then generate them with beam search.
 
     \b
-      esrank bart train --data TRAIN.jsonl --out bart-kp/ --model facebook/bart-base [--quick]
-      esrank bart predict --model bart-kp/ --data TEST.jsonl --out bart.jsonl
+      esrank bart train TRAIN.jsonl --out bart-kp/ --model facebook/bart-base [--quick]
+      esrank bart predict TEST.jsonl --model bart-kp/ --out bart.jsonl
       esrank evaluate --gold TEST.jsonl --pred ranker.jsonl --pred bart.jsonl
     """
 
 
 @bart_group.command("train")
-@click.option("--data", required=True, type=click.Path(dir_okay=False), envvar="ESRANK_BART_DATA",
-              help="Training documents with keyphrases (JSONL, Parquet, CSV or TSV).")
 @click.option("--dev", type=click.Path(dir_okay=False), default=None,
               help="Development documents: the loss on them is reported after each epoch.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), envvar="ESRANK_BART_OUT",
               help="Output directory: the final model, tokenizer and esrank_bart.json; checkpoints in "
                    "OUT/checkpoints.")
-@click.option("--model", default="facebook/bart-base", show_default=True, envvar="ESRANK_BART_MODEL",
+@click.option("--model", default="facebook/bart-base", show_default=True, envvar="ESRANK_BART_BASE_MODEL",
               help="Model to start from: a local directory or a hub name (hub names need a connection or the "
                    "Hugging Face cache). Safetensors weights only, no remote code.")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None, envvar="ESRANK_BART_EPOCHS",
@@ -56,14 +54,14 @@ def bart_group() -> None:
               help="Target tokens kept (the separated keyphrases, truncated).")
 @click.option("--seed", type=int, default=42, show_default=True, envvar="ESRANK_SEED", help="Random seed.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT/checkpoints.")
-@click.option("--device", default="auto", show_default=True, envvar="ESRANK_DEVICE",
-              help="auto (GPU when present, fp16 there), cpu or cuda.")
-@input_options
+@click.option("--device", type=DEVICE, default="auto", show_default=True, envvar="ESRANK_DEVICE",
+              help="auto (GPU when present, fp16 there), cpu, cuda or cuda:N.")
+@documents_input(data_option=True)
 @cost_options
-def train_cmd(data: str, dev: str | None, out: str, model: str, epochs: float | None, max_steps: int, lr: float,
-              batch_size: int, grad_accum: int | None, quick: bool, warmup_ratio: float, max_source_length: int,
-              max_target_length: int, seed: int, resume: bool, device: str, fmt: str | None, on_error: str,
-              rejects: str | None, **kw: Any) -> None:
+def train_cmd(data: str, reader: DocumentReader, dev: str | None, out: str, model: str, epochs: float | None,
+              max_steps: int, lr: float, batch_size: int, grad_accum: int | None, quick: bool, warmup_ratio: float,
+              max_source_length: int, max_target_length: int, seed: int, resume: bool, device: str,
+              **kw: Any) -> None:
     """Fine-tune BART (One2Seq): source `title<s>text`, target the keyphrases joined by a separator token,
     present ones first in order of appearance, then absent ones.
 
@@ -78,16 +76,11 @@ def train_cmd(data: str, dev: str | None, out: str, model: str, epochs: float | 
         grad_accum = 1 if quick else -(-PAPER_BATCH // batch_size)
 
     tracker = tracker_from_options(kw, approach="bart")
-    fields = fields_from(kw)
-    stats, dev_stats = ReadStats(), ReadStats()
-    with RejectSink(rejects) as sink:
-        docs = list(read_documents(data, fields=fields, fmt=fmt, on_error=on_error,  # type: ignore[arg-type]
-                                   rejects=sink, stats=stats))
-        dev_docs = list(read_documents(dev, fields=fields, fmt=fmt, on_error=on_error,  # type: ignore[arg-type]
-                                       rejects=sink, stats=dev_stats)) if dev else None
-    echo_err(f"train {data}: {stats.summary()}")
-    if dev:
-        echo_err(f"dev {dev}: {dev_stats.summary()}")
+    check_outputs({}, {"DATA": data, "--dev": dev}, reader)
+    with reader:
+        docs = list(reader.read(data))
+        dev_docs = list(reader.read(dev)) if dev else None
+    report_reads(reader)
     config = BartTrainConfig(out=out, model=model, epochs=epochs, lr=lr, batch_size=batch_size,
                              grad_accum=grad_accum, max_source_length=max_source_length,
                              max_target_length=max_target_length, warmup_ratio=warmup_ratio, seed=seed,
@@ -104,10 +97,9 @@ def train_cmd(data: str, dev: str | None, out: str, model: str, epochs: float | 
 
 @bart_group.command("predict")
 @click.option("--model", required=True, envvar="ESRANK_BART_MODEL",
-              help="A model directory written by `esrank bart train` (or a hub name of such a model).")
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Documents to generate keyphrases for.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Predictions JSONL (same format as `esrank rank`, read by `esrank evaluate`).")
+              help="A fine-tuned model directory written by `esrank bart train` (or a hub name of such a model).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Predictions JSONL (same format as `esrank rank`, read by `esrank evaluate`); - for stdout.")
 @click.option("--num-beams", type=click.IntRange(min=1), default=5, show_default=True, help="Beam width.")
 @click.option("--num-return-sequences", type=click.IntRange(min=1), default=5, show_default=True,
               help="Beams returned per document and merged (best first, de-duplicated by stemmed form).")
@@ -117,32 +109,28 @@ def train_cmd(data: str, dev: str | None, out: str, model: str, epochs: float | 
               help="Source tokens kept (default: the length the model was trained with).")
 @click.option("--max-target-length", type=click.IntRange(min=4), default=None,
               help="Generated tokens at most (default: the length the model was trained with).")
-@click.option("--device", default="auto", show_default=True, envvar="ESRANK_DEVICE",
+@click.option("--device", type=DEVICE, default="auto", show_default=True, envvar="ESRANK_DEVICE",
               help="auto (GPU when present), cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               envvar="ESRANK_BART_PRECISION", help="Autocast precision of generation (bf16 helps recent CPUs).")
-@input_options
+@documents_input(data_option=True)
 @cost_options
-def predict_cmd(model: str, data: str, out: str, num_beams: int, num_return_sequences: int, batch_size: int,
-                max_source_length: int | None, max_target_length: int | None, device: str, precision: str,
-                fmt: str | None, on_error: str, rejects: str | None, **kw: Any) -> None:
+def predict_cmd(data: str, reader: DocumentReader, model: str, out: str, num_beams: int, num_return_sequences: int,
+                batch_size: int, max_source_length: int | None, max_target_length: int | None, device: str,
+                precision: str, **kw: Any) -> None:
     """Generate keyphrases with beam search and write them ranked, with PRMU categories, one line per document."""
     from ..baselines.bart.predict import BartGenerator, BartPredictConfig, predict_bart
 
     tracker = tracker_from_options(kw, approach="bart")
-    fields = fields_from(kw)
+    check_outputs({"--out": out}, {"DATA": data}, reader)
     config = BartPredictConfig(model=model, num_beams=num_beams, num_return_sequences=num_return_sequences,
                                batch_size=batch_size, max_source_length=max_source_length,
                                max_target_length=max_target_length, device=device, precision=precision)
     generator = BartGenerator(config)
-    stats = ReadStats()
-    with RejectSink(rejects) as sink, PredictionWriter(out) as writer:
-        docs = read_documents(data, fields=fields, fmt=fmt, on_error=on_error,  # type: ignore[arg-type]
-                              rejects=sink, stats=stats)
+    with read_input(reader, data) as docs, PredictionWriter(out) as writer:
         with tracker.stage("bart_inference") as rec:
             pstats = predict_bart(docs, config, writer, generator=generator)
             rec.items = pstats.documents
-    echo_err(f"input {data}: {stats.summary()}")
     echo_err(f"{pstats.summary()}; written to {out}")
     if tracker.log_file is not None:
         echo_err(tracker.summary())

@@ -212,14 +212,14 @@ def test_cli_train_predict_evaluate(tiny_model, tmp_path):
     write_documents(_sample_docs(6), data)
     out, preds, cost = tmp_path / "bart", tmp_path / "bart.jsonl", tmp_path / "cost"
     runner = CliRunner()
-    r = runner.invoke(main, ["-q", "bart", "train", "--data", str(data), "--out", str(out), "--model",
+    r = runner.invoke(main, ["-q", "bart", "train", str(data), "--out", str(out), "--model",
                              str(tiny_model), "--max-steps", "2", "--batch-size", "3", "--max-source-length", "48",
                              "--max-target-length", "24", "--dev", str(data), "--cost-log", str(cost), "--no-carbon",
                              "--quick"])
     assert r.exit_code == 0, r.output
     assert "trained on 6 documents" in r.stderr and "dev loss" in r.stderr and r.stdout == ""
     assert "3 epochs, lr 5e-05, effective batch 3 (3 × 1 accumulated)" in r.stderr
-    r = runner.invoke(main, ["-q", "bart", "predict", "--model", str(out), "--data", str(data), "--out", str(preds),
+    r = runner.invoke(main, ["-q", "bart", "predict", "--model", str(out), str(data), "--out", str(preds),
                              "--num-beams", "2", "--num-return-sequences", "2", "--max-target-length", "10",
                              "--cost-log", str(cost), "--no-carbon"])
     assert r.exit_code == 0, r.output
@@ -237,12 +237,12 @@ def test_cli_train_predict_evaluate(tiny_model, tmp_path):
 def test_cli_trains_with_the_papers_defaults(tiny_model, tmp_path):
     data = tmp_path / "train.jsonl"
     write_documents(_sample_docs(4), data)
-    r = CliRunner().invoke(main, ["-q", "bart", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+    r = CliRunner().invoke(main, ["-q", "bart", "train", str(data), "--out", str(tmp_path / "m"),
                                   "--model", str(tiny_model), "--max-steps", "1", "--max-source-length", "16",
                                   "--max-target-length", "8", "--no-carbon"])
     assert r.exit_code == 0, r.output
     assert "10 epochs, lr 5e-05, effective batch 168 (8 × 21 accumulated)" in r.stderr
-    r = CliRunner().invoke(main, ["-q", "bart", "train", "--data", str(data), "--out", str(tmp_path / "m2"),
+    r = CliRunner().invoke(main, ["-q", "bart", "train", str(data), "--out", str(tmp_path / "m2"),
                                   "--model", str(tiny_model), "--max-steps", "1", "--max-source-length", "16",
                                   "--max-target-length", "8", "--batch-size", "5", "--no-carbon"])
     assert "effective batch 170 (5 × 34 accumulated)" in r.stderr  # 168 rounded up to a multiple of 5
@@ -251,11 +251,11 @@ def test_cli_trains_with_the_papers_defaults(tiny_model, tmp_path):
 def test_cli_errors_are_one_line(tmp_path):
     data = tmp_path / "d.jsonl"
     write_documents([DOC], data)
-    r = CliRunner().invoke(main, ["bart", "predict", "--model", str(tmp_path / "nope"), "--data", str(data),
+    r = CliRunner().invoke(main, ["bart", "predict", "--model", str(tmp_path / "nope"), str(data),
                                   "--out", str(tmp_path / "p.jsonl")])
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [f"esrank: error: {tmp_path / 'nope'}: no such model directory"]
-    r = CliRunner().invoke(main, ["bart", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+    r = CliRunner().invoke(main, ["bart", "train", str(data), "--out", str(tmp_path / "m"),
                                   "--model", "esrank-test/no-such-model"])
     assert r.exit_code == 2
     last = r.stderr.strip().splitlines()[-1]  # after the read summary of the training data
