@@ -9,7 +9,7 @@ query is scored), a batch of queries in one sparse matrix product.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -24,12 +24,16 @@ class Analyzer:
 
     def __init__(self, language: str = "english", stopwords: str = "en",
                  vocab: dict[str, int] | None = None) -> None:
-        import Stemmer
+        if language in ("none", ""):  # no stemming (like the servers' 'standard' analyzer)
+            self._stem: Callable[[list[str]], list[str]] = list
+        else:
+            import Stemmer
 
-        self._stem = Stemmer.Stemmer(language).stemWords
+            self._stem = Stemmer.Stemmer(language).stemWords
         self._stop = frozenset(STOPWORDS.get(stopwords, ()))
         self.vocab: dict[str, int] = dict(vocab or {})  # stem → term id
         self._word_ids: dict[str, int] = {}  # surface word → term id (-1: stop word or unknown)
+        self._names: list[str] = []  # term id → stem, built when first needed
 
     def _learn(self, words: Iterable[str], frozen: bool) -> None:
         new = list(words)
@@ -56,9 +60,19 @@ class Analyzer:
             ids = np.fromiter(map(known.__getitem__, words), dtype=np.int64, count=len(words))
         return ids[ids >= 0]
 
-    def query_term_ids(self, text: str) -> list[int]:
-        """Known term ids of a query text, one per word: like a match query, two words with one stem count twice."""
-        return [int(i) for i in self.term_ids(text, frozen=True)]
+    def query_term_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(term ids, frequencies) of the known terms of a query text: two words with one stem count twice."""
+        ids, counts = np.unique(self.term_ids(text, frozen=True), return_counts=True)
+        return ids, counts
+
+    def term_names(self) -> list[str]:
+        """The term (stem) of each term id."""
+        if len(self._names) != len(self.vocab):
+            names = [""] * len(self.vocab)
+            for term, i in self.vocab.items():
+                names[i] = term
+            self._names = names
+        return self._names
 
     def corpus_terms(self, texts: Iterable[str], chunk: int = 20000) -> tuple[np.ndarray, np.ndarray, int]:
         """(term id, document number) of every indexed word of a corpus, and the number of documents."""
@@ -121,16 +135,24 @@ class Scorer:
         self.matrix = sp.csr_matrix((data, indices, indptr), shape=(self.n_terms, n_docs))  # terms × documents
         self.rows_per_product = max(1, 8_000_000 // max(n_docs, 1))  # bounds the dense score block
 
-    def top_k(self, queries: list[list[int]], ks: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """For each query (term ids; a repeated id counts twice) its ``ks[i]`` best (documents, scores)."""
+    def idf(self) -> np.ndarray:
+        """The BM25 idf of every term, from its document frequency in the matrix."""
+        from .query import bm25_idf
+
+        return np.asarray(bm25_idf(self.n_docs, np.diff(self.matrix.indptr).astype(np.float64)))
+
+    def top_k(self, queries: list[tuple[np.ndarray, np.ndarray]], ks: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each query (term ids, weights: a term's score counts ``weight`` times) its ``ks[i]`` best
+        (documents, scores)."""
         import scipy.sparse as sp
 
         out: list[tuple[np.ndarray, np.ndarray]] = []
         for start in range(0, len(queries), self.rows_per_product):
             block = queries[start:start + self.rows_per_product]
-            rows = np.repeat(np.arange(len(block)), [len(q) for q in block])
-            cols = np.fromiter((t for q in block for t in q), dtype=np.int64, count=len(rows))
-            q = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(block), self.n_terms))
+            rows = np.repeat(np.arange(len(block)), [len(q[0]) for q in block])
+            cols = np.concatenate([q[0] for q in block]).astype(np.int64)
+            vals = np.concatenate([q[1] for q in block]).astype(np.float32)
+            q = sp.csr_matrix((vals, (rows, cols)), shape=(len(block), self.n_terms))
             scores = (q @ self.matrix).toarray()
             for row, k in zip(scores, ks[start:start + len(block)]):
                 k = min(k, int(np.count_nonzero(row)))  # idf > 0: only documents sharing a term score above 0

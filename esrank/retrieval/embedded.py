@@ -20,14 +20,16 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Sequence, TextIO
+
+import numpy as np
 
 from ..corpus import Document
 from ..errors import BackendError, ConfigError
 from .base import BulkResult, Neighbour
 from .bm25_index import Analyzer, Scorer, bm25_matrix
 from .mappings import EMBEDDED, load_mapping
-from .query import DEFAULT_MAX_TERMS, query_text
+from .query import DEFAULT_MAX_TERMS, query_text, top_terms
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s logs every index build at DEBUG level
@@ -70,6 +72,7 @@ class EmbeddedBackend:
         self._log_lines = 0
         self._retriever: Any = None  # bm25s.BM25
         self._scorer_cache: Scorer | None = None
+        self._idf_cache: np.ndarray | None = None
         self._analyzer: Analyzer | None = None
         self._opened = False
         # times the tokenisation of each rebuild when set, e.g. to a CostTracker's ``stage``
@@ -115,6 +118,7 @@ class EmbeddedBackend:
         """Drop the matrices from memory (every write was flushed when it happened)."""
         self._retriever = None
         self._scorer_cache = None
+        self._idf_cache = None
         self._analyzer = None
         self._opened = False
 
@@ -141,12 +145,12 @@ class EmbeddedBackend:
         out: list[list[Neighbour]] = [[] for _ in documents]
         if not self._rows or k <= 0 or self._analyzer is None or self._retriever is None:
             return out
-        tokens = [self._analyzer.query_term_ids(query_text(d, self.max_query_terms)) for d in documents]
-        todo = [i for i, t in enumerate(tokens) if t]
+        queries = [self.query(d) for d in documents]
+        todo = [i for i, q in enumerate(queries) if len(q[0])]
         if not todo:
             return out
         excl = [exclude_ids[i] if exclude_ids else set() for i in todo]
-        found = self._scorer().top_k([tokens[i] for i in todo], [k + len(e) for e in excl])
+        found = self._scorer().top_k([queries[i] for i in todo], [k + len(e) for e in excl])
         for i, ex, (docs_idx, scores) in zip(todo, excl, found):
             rank = 0
             for j, score in zip(docs_idx, scores):
@@ -158,6 +162,24 @@ class EmbeddedBackend:
                 if rank == k:
                     break
         return out
+
+    def query(self, document: Document) -> tuple[np.ndarray, np.ndarray]:
+        """(term ids, frequencies) a document queries with: its analysed terms known to the index, at most
+        ``max_query_terms`` of them (the highest tf·idf; see ``esrank.retrieval.query``)."""
+        if not self._opened:
+            self.open()
+        assert self._analyzer is not None
+        ids, tf = self._analyzer.query_term_counts(query_text(document))
+        if len(ids) > self.max_query_terms:
+            names = self._analyzer.term_names()
+            keep = top_terms([names[i] for i in ids], tf, self._idf()[ids], self.max_query_terms)
+            ids, tf = ids[keep], tf[keep]
+        return ids, tf
+
+    def _idf(self) -> np.ndarray:
+        if self._idf_cache is None:
+            self._idf_cache = self._scorer().idf()
+        return self._idf_cache
 
     def _scorer(self) -> Scorer:
         if self._scorer_cache is None:
@@ -185,7 +207,7 @@ class EmbeddedBackend:
             self._rebuild()
         return result
 
-    def _append(self, fh, batch: list[Document], result: BulkResult) -> None:  # type: ignore[no-untyped-def]
+    def _append(self, fh: TextIO, batch: list[Document], result: BulkResult) -> None:
         lines = []
         for d in batch:
             lines.append(json.dumps({"id": d.id, "title": d.title, "text": d.text, "keyphrases": list(d.keyphrases)},
@@ -202,14 +224,14 @@ class EmbeddedBackend:
 
     def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
         """Every stored document, from the document log (the last version of a re-added id)."""
-        latest: dict[str, dict] = {}  # type: ignore[type-arg]
+        latest: dict[str, dict[str, Any]] = {}
         for rec in self._read_log():
             latest.pop(rec["id"], None)
             latest[rec["id"]] = rec
         for rec in latest.values():
             yield Document(rec["id"], rec.get("title", ""), rec.get("text", ""), list(rec.get("keyphrases") or ()))
 
-    def _read_log(self) -> Iterator[dict]:  # type: ignore[type-arg]
+    def _read_log(self) -> Iterator[dict[str, Any]]:
         """Records of the log; a torn last line (crash during a write) is cut off."""
         path = self.path / LOG_NAME
         good_bytes = 0
@@ -244,7 +266,7 @@ class EmbeddedBackend:
         """Rebuild the BM25 matrices from the log (compacting it when ids were replaced)."""
         import bm25s
 
-        latest: dict[str, dict] = {}  # type: ignore[type-arg]
+        latest: dict[str, dict[str, Any]] = {}
         n = 0
         for rec in self._read_log():
             n += 1
@@ -291,6 +313,7 @@ class EmbeddedBackend:
         os.replace(tmp, self.path / MANIFEST)
         self._retriever = retriever
         self._scorer_cache = None
+        self._idf_cache = None
         self._analyzer = analyzer
         self._opened = True
 
@@ -300,5 +323,6 @@ class EmbeddedBackend:
         retriever = bm25s.BM25.load(self.path / "index", show_progress=False, verbosity=0)
         self._retriever = retriever
         self._scorer_cache = None
+        self._idf_cache = None
         self._analyzer = Analyzer(self.stemmer_language, self.stopwords, vocab=retriever.vocab_dict)
         self._opened = True

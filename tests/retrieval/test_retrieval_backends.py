@@ -58,16 +58,47 @@ def test_reload_never_duplicates_and_ids_present(fruit: Backend) -> None:
 
 
 def test_query_syntax_is_harmless_and_long_documents_are_bounded(backend_options) -> None:  # type: ignore[no-untyped-def]
-    backend = open_backend(backend_options("syntax", max_query_terms=50), create=True)
+    backend = open_backend(backend_options("syntax", max_query_terms=1), create=True)
     backend.bulk_add([Document("a", "quantum tunnelling", "barrier"), Document("b", "ocean tides", "moon")])
     nasty = Document("q", 'title:(quantum OR "tides) AND {x TO y] \\ / ~2 ^3 * ? -moon +[', '{"query": 1}')
+    backend.max_query_terms = 50  # type: ignore[attr-defined]
     (res,) = backend.neighbours([nasty], k=2)
     assert {n.id for n in res} == {"a", "b"}  # the words still match, the syntax did nothing
-    words = " ".join(f"w{i:05d}" for i in range(5000)) + " barrier"  # 5001 distinct words
-    (res,) = backend.neighbours([Document("long", "", "barrier " + words)], k=2)  # 'barrier' is within the bound
+    backend.max_query_terms = 1  # type: ignore[attr-defined]
+    # every indexed term has the same idf here, so tf·idf picks the most frequent term, ties the smaller term
+    (res,) = backend.neighbours([Document("q", "ocean moon", "moon moon barrier")], k=2)
+    assert [n.id for n in res] == ["b"]  # moon (tf 3) kept; barrier (tf 1) over the bound
+    (res,) = backend.neighbours([Document("q", "ocean quantum", "barrier")], k=2)
+    assert [n.id for n in res] == ["a"]  # a three-way tie on tf·idf: 'barrier' sorts first
+    words = " ".join(f"w{i:05d}" for i in range(5000))  # 5000 distinct words the index does not know
+    (res,) = backend.neighbours([Document("long", "", words + " barrier")], k=2)  # not counted against the bound
     assert [n.id for n in res] == ["a"]
-    (res,) = backend.neighbours([Document("long2", "", words)], k=2)  # 'barrier' is past the 50-term bound
-    assert res == []
+    backend.close()
+
+
+def test_a_repeated_word_weighs_by_its_frequency(backend_options) -> None:  # type: ignore[no-untyped-def]
+    backend = open_backend(backend_options("tf"), create=True)
+    backend.bulk_add([Document("x", "graph", "theory"), Document("y", "ocean", "theory"),
+                      Document("z", "other", "thing")])
+    (once,) = backend.neighbours([Document("q", "graph ocean", "")], k=2)
+    assert once[0].score == pytest.approx(once[1].score, rel=1e-5)  # one occurrence each: a tie
+    (five,) = backend.neighbours([Document("q", "graph ocean ocean", "ocean ocean ocean")], k=2)
+    assert [n.id for n in five] == ["y", "x"]
+    assert five[0].score == pytest.approx(5 * five[1].score, rel=1e-5)  # 'ocean' counts five times
+    backend.close()
+
+
+def test_long_documents_keep_their_highest_tf_idf_terms(backend_options) -> None:  # type: ignore[no-untyped-def]
+    backend = open_backend(backend_options("tfidf", max_query_terms=2), create=True)
+    common = [Document(f"c{i}", "common", f"filler{i}") for i in range(8)]  # 'common' in 9 of 10 documents: low idf
+    backend.bulk_add(common + [Document("r", "rare", "common"), Document("s", "scarce", "unusual")])
+    # tf: common 4, rare 1, scarce 1, unusual 1 → tf·idf: common 4·0.15, the others 1·1.85: rare + scarce kept
+    query = Document("q", "common common common common", "unusual scarce rare")
+    (res,) = backend.neighbours([query], k=3)
+    assert sorted(n.id for n in res) == ["r", "s"]  # 'common' was dropped (no c* document), 'unusual' lost the tie
+    backend.max_query_terms = 4  # type: ignore[attr-defined]
+    (res,) = backend.neighbours([query], k=3)
+    assert [n.id for n in res][:2] == ["s", "r"] and res[2].id.startswith("c")
     backend.close()
 
 

@@ -15,7 +15,7 @@ from esrank.retrieval.embedded import EmbeddedBackend, default_index_path
 from esrank.retrieval.factory import BackendOptions, open_backend, resolve_kind
 from esrank.retrieval.loading import load_corpus
 from esrank.retrieval.mappings import bm25_parameters, load_mapping
-from esrank.retrieval.query import query_terms
+from esrank.retrieval.query import bm25_idf, query_text, top_terms
 
 DOCS = [Document("a", "Neural networks", "Deep neural networks classify images.", ["neural networks"]),
         Document("b", "Graph networks", "Graph neural networks for molecules.", ["graph neural networks"]),
@@ -37,10 +37,29 @@ def test_analysis_and_matrix_by_hand() -> None:
     assert indices.tolist() == [0, 0, 1, 1]
 
 
-def test_query_terms_are_distinct_words_bounded() -> None:
-    doc = Document("q", "The C++ way: AND/OR", "title:(x) networks networks -net_work")
-    assert query_terms(doc) == ["way", "title", "networks", "net_work"]  # stop words and 1-letter words go
-    assert query_terms(doc, max_terms=2) == ["way", "title"]
+def test_query_is_analysed_terms_with_frequencies(tmp_path: Path) -> None:
+    b = EmbeddedBackend("kp", tmp_path / "kp", max_query_terms=2)
+    b.create()
+    b.bulk_add(DOCS)
+    assert query_text(Document("q", "T", "x")) == "T\nx" and query_text(Document("q", "", "x")) == "x"
+    names = b._analyzer.term_names()  # type: ignore[union-attr]
+    q = Document("q", "The C++ way: AND/OR", "title:(x) networks networks network -cat zebra")
+    ids, tf = b.query(q)  # unknown words (way, title, zebra), stop words and 1-letter words go
+    assert {names[i]: int(f) for i, f in zip(ids, tf)} == {"network": 3, "cat": 1}
+    b.max_query_terms = 1  # network: 3 · idf(df 2) = 3 · 0.47 = 1.41 > cat: 1 · idf(df 1) = 0.98
+    ids, tf = b.query(q)
+    assert {names[i]: int(f) for i, f in zip(ids, tf)} == {"network": 3}
+    b.max_query_terms = 1  # with two uses of 'cat' it wins: 2 · 0.98 > 1 · 0.47
+    ids, tf = b.query(Document("q", "cat cats", "network"))
+    assert {names[i]: int(f) for i, f in zip(ids, tf)} == {"cat": 2}
+
+
+def test_top_terms_by_tf_idf_then_term() -> None:
+    tf = np.array([1, 5, 1, 1])
+    idf = np.array([2.0, 0.5, 2.0, 2.0])
+    assert top_terms(["d", "a", "c", "b"], tf, idf, 10).tolist() == [0, 1, 2, 3]  # within the bound: all
+    assert top_terms(["d", "a", "c", "b"], tf, idf, 2).tolist() == [1, 3]  # a (2.5), then b wins the 2.0 tie
+    assert bm25_idf(3, 1) == pytest.approx(math.log(1 + 2.5 / 1.5))
 
 
 def test_persisted_and_reopened(tmp_path: Path) -> None:
@@ -94,7 +113,7 @@ def test_options_and_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ConfigError, match="needs --url"):
         resolve_kind(BackendOptions("kp", backend="opensearch"))
     with pytest.raises(ConfigError, match="does not take --url"):
-        resolve_kind(BackendOptions("kp", backend="embedded", url="http://x:1"))
+        resolve_kind(BackendOptions.server("kp", "http://x:1", backend="embedded"))
     with pytest.raises(BackendError, match="no embedded index 'nope'"):
         open_backend(BackendOptions("nope"))
     with pytest.raises(ConfigError, match="invalid index name"):
