@@ -6,11 +6,10 @@ from typing import Any
 
 import click
 
-from ..corpus import ReadStats, RejectSink, read_documents
 from ..cost import ONE_OFF_STAGES, STAGES, read_records
 from ..errors import ConfigError
 from ..evaluation.report import DEFAULT_EXTRAPOLATION_DOCS, write_report
-from .common import echo_err, fields_from, input_options
+from .common import check_outputs, echo_err, input_options, reader_from, report_reads
 
 
 @click.command("report")
@@ -36,7 +35,7 @@ from .common import echo_err, fields_from, input_options
 @input_options
 def report_cmd(cost_logs: tuple[str, ...], gold: str | None, preds: tuple[str, ...], names: tuple[str, ...],
                corpora: tuple[str, ...], out: str, documents: int, one_off: tuple[str, ...], strict: bool,
-               rounds: int, fmt: str | None, on_error: str, rejects: str | None, **kw: Any) -> None:
+               rounds: int, **kw: Any) -> None:
     """Write a Markdown report with the same tables as CSV/JSON, and PNG plots.
 
     \b
@@ -49,22 +48,17 @@ def report_cmd(cost_logs: tuple[str, ...], gold: str | None, preds: tuple[str, .
 
     if (gold is None) != (not preds):
         raise ConfigError("--gold and --pred go together (Table 2 scores predictions against gold keyphrases)")
-    fields = fields_from(kw)
+    reader = reader_from(kw)
+    check_outputs({}, {"--gold": gold, **{f"--pred {p}": p for p in preds}, **{f"--data {p}": p for p in corpora}},
+                  reader)
     records = [r for log in cost_logs for r in read_records(log)]
     systems = load_systems(preds, names) if preds else None
-    stats: dict[str, ReadStats] = {}
-    with RejectSink(rejects) as sink:
-        def docs(path: str) -> Any:
-            stats[path] = ReadStats()
-            return read_documents(path, fields=fields, fmt=fmt, on_error=on_error,  # type: ignore[arg-type]
-                                  rejects=sink, stats=stats[path])
-
+    with reader:
         files = write_report(
-            out, records=records, gold_docs=docs(gold) if gold else None, systems=systems,
-            corpora={Path(p).stem: docs(p) for p in corpora} or None, documents=documents,
+            out, records=records, gold_docs=reader.read(gold) if gold else None, systems=systems,
+            corpora={Path(p).stem: reader.read(p) for p in corpora} or None, documents=documents,
             one_off=one_off or ONE_OFF_STAGES, rounds=rounds, strict=strict)
-    for path, s in stats.items():
-        echo_err(f"{path}: {s.summary()}")
+    report_reads(reader)
     if records:
         echo_err(f"{len(records)} cost records from {', '.join(cost_logs)}")
     for p in files.all_paths():
