@@ -160,9 +160,9 @@ class Matcher:
         norm = self.normaliser.phrase
         entries: list[tuple[Sequence[str], Hashable]] = []
         for d in thesaurus.descriptors.values():
-            entries += [(norm(s), ("D", d.id)) for s in [d.label, *d.synonyms]]
+            entries += [(norm(s), ("D", d.id)) for s in [d.label, *d.synonyms, *d.variants]]
         for q in thesaurus.qualifiers.values():
-            entries += [(norm(s), ("Q", q.id)) for s in [q.label, *q.synonyms]]
+            entries += [(norm(s), ("Q", q.id)) for s in [q.label, *q.synonyms, *q.variants]]
         self.automaton = Automaton(entries)
         self.rules = [(norm(r.before), norm(r.after), r.qualifier) for r in thesaurus.rules]
 

@@ -19,7 +19,7 @@ SLOT = "{D}"
 
 @dataclass
 class Descriptor:
-    """A main heading: id, preferred label, synonyms, broader links and the check-tag flag."""
+    """A main heading: id, preferred label, synonyms, variants, broader links and the check-tag flag."""
 
     id: str
     label: str
@@ -27,6 +27,7 @@ class Descriptor:
     broader: list[str] = field(default_factory=list)
     check_tag: bool = False
     allowed_qualifiers: list[str] = field(default_factory=list)  # inherited by the whole subtree
+    variants: list[str] = field(default_factory=list)  # derived forms to match ("diagnostiquer"), never shown
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Qualifier:
     id: str
     label: str
     synonyms: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)  # derived forms to match ("treated", "diagnosed")
 
 
 @dataclass
@@ -138,10 +140,14 @@ class Thesaurus:
                 e["check_tag"] = True
             if d.allowed_qualifiers:
                 e["allowed_qualifiers"] = d.allowed_qualifiers
+            if d.variants:
+                e["variants"] = d.variants
             descs.append(e)
+        quals = [{"id": q.id, "label": q.label, "synonyms": q.synonyms, **({"variants": q.variants} if q.variants else {})}
+                 for q in self.qualifiers.values()]
         return {
             "name": self.name, "language": self.language, "descriptors": descs,
-            "qualifiers": [{"id": q.id, "label": q.label, "synonyms": q.synonyms} for q in self.qualifiers.values()],
+            "qualifiers": quals,
             "allowed_pairs": sorted([list(p) for p in self.allowed_pairs]),
             "rules": [{"pattern": r.pattern, "qualifier": r.qualifier} for r in self.rules],
         }
@@ -222,7 +228,8 @@ def _build(data: Any) -> Thesaurus:
         qid, label = _entry_head(e, where)
         if qid in qualifiers:
             raise _Problem(f"{where}: duplicate qualifier id {qid!r}")
-        qualifiers[qid] = Qualifier(qid, label, dedupe_phrases(_strings(e, "synonyms", where)))
+        qualifiers[qid] = Qualifier(qid, label, dedupe_phrases(_strings(e, "synonyms", where)),
+                                    dedupe_phrases(_strings(e, "variants", where)))
     descriptors: dict[str, Descriptor] = {}
     narrower_links: list[tuple[str, str, str]] = []
     for i, e in enumerate(data["descriptors"]):
@@ -241,7 +248,8 @@ def _build(data: Any) -> Thesaurus:
             if q not in qualifiers:
                 raise _Problem(f"{where}: allowed qualifier {q!r} is not a qualifier id")
         descriptors[did] = Descriptor(did, label, dedupe_phrases(_strings(e, "synonyms", where)),
-                                      list(dict.fromkeys(_strings(e, "broader", where))), check, allowed)
+                                      list(dict.fromkeys(_strings(e, "broader", where))), check, allowed,
+                                      dedupe_phrases(_strings(e, "variants", where)))
         narrower_links += [(did, n, where) for n in _strings(e, "narrower", where)]
     for d in descriptors.values():
         for b in d.broader:
@@ -282,11 +290,13 @@ def _build(data: Any) -> Thesaurus:
 
 
 def load_thesaurus(path: str | Path, language: str | None = None) -> Thesaurus:
-    """Read and validate a JSON thesaurus file (``.ttl`` files go through the small SKOS reader)."""
+    """Read and validate a JSON thesaurus file (RDF files, ``.ttl``, ``.rdf``, ..., are read as SKOS by rdflib)."""
+    from .skos import RDF_FORMATS
+
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", source=str(path))
-    if path.suffix.lower() == ".ttl":
+    if path.suffix.lower() in RDF_FORMATS:
         from .normalise import language_code
         from .skos import read_skos
 

@@ -113,7 +113,8 @@ def test_skos_turtle_reader(tmp_path: Path) -> None:
     d = th.descriptors["diabete"]
     assert (d.label, d.synonyms) == ("diabète", ["diabète sucré"])  # the English labels are left out
     assert th.descriptors["diabete1"].broader == ["diabete"]  # from skos:narrower
-    assert th.descriptors["age"].synonyms == ['personne "âgée"'] and th.descriptors["age"].broader == ["population"]
+    age = th.descriptors["age"]
+    assert (age.synonyms, age.variants, age.broader) == ([], ['personne "âgée"'], ["population"])  # hiddenLabel
     assert th.descriptors["population"].label == "population"  # untagged literal
     guessed = load_thesaurus(ttl)  # most preferred labels are tagged @fr
     assert guessed.language == "fr" and guessed.descriptors["diabete"].label == "diabète"
@@ -126,13 +127,69 @@ def test_skos_turtle_reader(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         load_thesaurus(bad)
     assert e.value.one_line() == f"{bad}: descriptor 'x': broader 'y' is not a descriptor id"
-    bad.write_text("<x> a ex:Concept .\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"bad.ttl:1: unknown prefix 'ex'"):
+    bad.write_text("\n<x> a ex:Concept .\n", encoding="utf-8")
+    with pytest.raises(InputError) as e:
         load_thesaurus(bad)
-    bad.write_text("@prefix skos: <http://www.w3.org/2004/02/skos/core#> .\n\n<x> skos:broader [ <y> <z> ] .\n",
-                   encoding="utf-8")
-    with pytest.raises(InputError, match=r"bad.ttl:3: unexpected '\['"):
-        load_thesaurus(bad)
+    assert e.value.one_line() == f'{bad}:2: not valid turtle: Prefix "ex:" not bound'
+
+
+def test_skos_blank_nodes_collections_escapes_and_base(tmp_path: Path) -> None:
+    """What the hand-written Turtle subset refused or got wrong: rdflib reads all of Turtle."""
+    ttl = tmp_path / "full.ttl"
+    ttl.write_text(r"""@base <http://example.org/voc/> .
+@prefix skos: <http://www.w3.org/2004/02/skos/core#> .
+@prefix dct: <http://purl.org/dc/terms/> .
+<cafe> a skos:Concept ;
+    skos:prefLabel "café"@fr, "coffee"@en ;
+    skos:altLabel "petit noir"@fr ;
+    skos:hiddenLabel "cafés"@fr ;
+    skos:note [ a skos:Note ; dct:source "a blank node" ] ;
+    dct:subject ( <a> <b> <c> ) ;
+    skos:broader [ a skos:Concept ; skos:prefLabel "boisson"@fr ] .
+[] a skos:Concept ; skos:prefLabel "thé"@fr ; skos:broader <cafe> .
+""", encoding="utf-8")
+    th = load_thesaurus(ttl)
+    assert th.language == "fr"
+    cafe = th.descriptors["cafe"]  # the relative IRI resolved against @base, named by its last segment
+    assert (cafe.label, cafe.synonyms, cafe.variants) == ("café", ["petit noir"], ["cafés"])
+    by_label = {d.label: d for d in th.descriptors.values()}
+    assert set(by_label) == {"café", "thé", "boisson"}  # blank-node concepts are concepts too
+    assert cafe.broader == [by_label["boisson"].id] and by_label["boisson"].id.startswith("_:")
+    assert by_label["thé"].broader == ["cafe"]
+    # the same vocabulary as N-Triples and RDF/XML (chosen by the extension)
+    import rdflib
+
+    g = rdflib.Graph().parse(ttl, format="turtle")
+    (tmp_path / "full.nt").write_text(g.serialize(format="nt"), encoding="utf-8")
+    (tmp_path / "full.rdf").write_text(g.serialize(format="xml"), encoding="utf-8")
+    for other in ("full.nt", "full.rdf"):
+        again = load_thesaurus(tmp_path / other)
+        assert sorted(d.label for d in again.descriptors.values()) == ["boisson", "café", "thé"]
+        assert again.descriptors["cafe"].variants == ["cafés"]
+
+
+def test_variants_give_the_derived_forms_the_stemmer_misses(tmp_path: Path) -> None:
+    """Derivation comes from the thesaurus, not the stemmer: "diagnostiquer" does not stem like "diagnostic"."""
+    from esrank.corpus import Document
+    from esrank.vocabulary.automaton import Matcher
+
+    data = json.loads((DATA / "thesaurus_fr.json").read_text(encoding="utf-8"))
+    doc = Document("d", "", "Diagnostiquer le diabète de type 2 tôt.")
+    plain = Matcher(load_thesaurus(DATA / "thesaurus_fr.json"))
+    assert [m.concept for m in plain.match(doc) if m.kind == "Q"] == []
+    for q in data["qualifiers"]:
+        if q["label"] == "diagnostic":
+            q["variants"] = ["diagnostiquer", "diagnostiqué"]
+    (tmp_path / "fr.json").write_text(json.dumps(data), encoding="utf-8")
+    th = load_thesaurus(tmp_path / "fr.json")
+    got = [(m.concept, m.text) for m in Matcher(th).match(doc) if m.kind == "Q"]
+    assert got == [("FQ2", "Diagnostiquer")]
+    assert th.to_json()["qualifiers"][1]["variants"] == ["diagnostiquer", "diagnostiqué"]  # round trip
+    data["descriptors"][0]["variants"] = "âgés"  # one string is accepted, like synonyms
+    data["descriptors"][1]["variants"] = [3]
+    (tmp_path / "bad.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(InputError, match="'variants' must be a list of strings"):
+        load_thesaurus(tmp_path / "bad.json")
 
 
 def test_french_keyphrase_vocabulary_groups_by_french_stems() -> None:
