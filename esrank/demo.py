@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .corpus import Document, read_documents, sample_corpus_path, write_documents
-from .evaluation.prmu import EvalResult, Significance, evaluate, significance_table
+from .evaluation.prmu import EvalResult, Significance, evaluate, score_document, significance_table
 from .predictions import PredictionWriter
-from .ranking.pipeline import RankSettings, rank_documents
+from .ranking.mix import MixFit, fit_mix, validation_split, write_fit
+from .ranking.pipeline import DEFAULT_K, DEFAULT_METHOD, RankSettings, rank_documents
 from .ranking.ranker import Ranker, RankStats
 from .ranking.training import TrainConfig, train
 from .retrieval.embedded import EmbeddedBackend
@@ -26,12 +27,14 @@ class DemoResult:
     result: EvalResult
     significance: list[Significance]
     timings: dict[str, RankStats] = field(default_factory=dict)
+    mix: MixFit | None = None
 
 
 def split_corpus(docs: list[Document], every: int = 5) -> tuple[list[Document], list[Document]]:
     """Deterministic split: every ``every``-th document of each domain is held out for testing."""
     seen: dict[str, int] = {}
-    train_docs, test_docs = [], []
+    train_docs: list[Document] = []
+    test_docs: list[Document] = []
     for d in docs:
         g = str(d.meta.get("domain") or d.meta.get("dataset") or "")
         i = seen[g] = seen.get(g, -1) + 1
@@ -40,16 +43,19 @@ def split_corpus(docs: list[Document], every: int = 5) -> tuple[list[Document], 
 
 
 def run_demo(out_dir: str | Path, *, data: str | Path | None = None, epochs: int = 3, batch_size: int = 64,
-             k: int = 5, top_n: int = 10, threads: int | None = None, tracker: Any = None, say: Say = print,
-             rounds: int = 10_000) -> DemoResult:
-    """Index the training part, fine-tune, rank the held-out part three ways, evaluate."""
+             k: int = DEFAULT_K, top_n: int | None = None, threads: int | None = None, tracker: Any = None,
+             say: Say = print, rounds: int = 10_000) -> DemoResult:
+    """Index the training part, fine-tune (a validation share held out fits the mix weight), rank the held-out
+    part four ways (vote, zero-shot, fine-tuned, mix), evaluate every candidate's ranking (``top_n`` None)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     docs = list(read_documents(data or sample_corpus_path()))
     train_docs, test_docs = split_corpus(docs)
     write_documents(train_docs, out / "train.jsonl")
     write_documents(test_docs, out / "test.jsonl")
-    say(f"corpus: {len(docs)} documents → {len(train_docs)} for the index and training, {len(test_docs)} held out")
+    tune_docs, validation = validation_split(train_docs)
+    say(f"corpus: {len(docs)} documents → {len(train_docs)} for the index ({len(tune_docs)} fine-tuned on, "
+        f"{len(validation)} to fit the mix weight), {len(test_docs)} held out")
 
     backend = EmbeddedBackend("demo", out / "index")
     backend.create(overwrite=True)
@@ -64,23 +70,36 @@ def run_demo(out_dir: str | Path, *, data: str | Path | None = None, epochs: int
         config = TrainConfig(batch_size=batch_size, mini_batch_size=min(batch_size, 32), epochs=epochs, lr=5e-5,
                              max_seq_length=192, threads=threads, warmup=0.1)
         say(f"fine-tuning all-MiniLM-L6-v2 with the masked MNR loss ({epochs} epochs, batch {batch_size}) ...")
-        trained = train(train_docs, out / "model", config, data_name="sample corpus (training part)",
+        trained = train(tune_docs, out / "model", config, data_name="sample corpus (training part)",
                         resume=False, tracker=tracker)
         say(f"model: {trained.model_dir} ({trained.pairs} pairs, {trained.steps} steps, {trained.seconds:.0f}s)")
+        tuned = Ranker.load(trained.model_dir, threads=threads, remember_documents=True)
+        mix = None
+        if validation:
+            mix = fit_mix(validation, backend, tuned, score_document, k=k)
+            write_fit(trained.model_dir, mix)
+            say(mix.summary())
 
-        settings = RankSettings(k=k, top_n=top_n)
         preds: dict[str, Path] = {}
         timings: dict[str, RankStats] = {}
         systems: dict[str, dict[str, list[str]]] = {}
-        for name, model in (("neighbour-vote", None), ("zero-shot", "default"), ("fine-tuned", trained.model_dir)):
+        runs: list[tuple[str, Ranker | None, str]] = [
+            ("neighbour-vote", None, "vote"), ("zero-shot", Ranker.load(None, threads=threads), "model"),
+            ("fine-tuned", tuned, "model"), ("mix", tuned, "mix")]
+        say(f"ranking every candidate of the {len(test_docs)} held-out documents, k={k} "
+            f"(`esrank rank` default method: {DEFAULT_METHOD})")
+        for name, ranker, method in runs:
             path = out / "predictions" / f"{name}.jsonl"
-            ranker = Ranker.load(None if model == "default" else model, threads=threads) if model else None
-            vote_stats = RankStats()
+            settings = RankSettings(k=k, top_n=top_n, method=method, mix_weight=mix.weight if mix else None)
+            stats = ranker.stats if ranker is not None else RankStats()
+            before = RankStats(**{f: getattr(stats, f) for f in ("documents", "candidates", "empty_pools",
+                                                                   "retrieval_s", "document_encoding_s",
+                                                                   "candidate_encoding_s", "scoring_s")})
             with PredictionWriter(path) as w:
                 written = list(rank_documents(test_docs, backend, ranker, settings, tracker=tracker,
-                                              desc=name, stats=vote_stats))
+                                              desc=name, stats=stats))
                 w.write_all(written)
-            timings[name] = ranker.stats if ranker is not None else vote_stats
+            timings[name] = _since(stats, before)
             systems[name] = {p.id: p.phrases for p in written}
             preds[name] = path
             say(f"{name}: {timings[name].summary()}")
@@ -90,5 +109,16 @@ def run_demo(out_dir: str | Path, *, data: str | Path | None = None, epochs: int
     result = evaluate(test_docs, systems)
     sig = significance_table(result, "neighbour-vote", rounds=rounds)
     (out / "evaluation.json").write_text(json.dumps(
-        {"rows": [r for r in result.table()], "significance": [s.__dict__ for s in sig]}, indent=1, default=str))
-    return DemoResult(out, preds, result, sig, timings)
+        {"rows": [r for r in result.table()], "significance": [s.__dict__ for s in sig],
+         "mix": mix.to_json() if mix else None}, indent=1, default=str))
+    return DemoResult(out, preds, result, sig, timings, mix)
+
+
+def _since(stats: RankStats, before: RankStats) -> RankStats:
+    """The part of cumulative ``stats`` added after ``before`` (the cache counts stay cumulative)."""
+    return RankStats(documents=stats.documents - before.documents, candidates=stats.candidates - before.candidates,
+                     empty_pools=stats.empty_pools - before.empty_pools,
+                     retrieval_s=stats.retrieval_s - before.retrieval_s,
+                     document_encoding_s=stats.document_encoding_s - before.document_encoding_s,
+                     candidate_encoding_s=stats.candidate_encoding_s - before.candidate_encoding_s,
+                     scoring_s=stats.scoring_s - before.scoring_s, cache=stats.cache)

@@ -7,6 +7,7 @@ import click
 
 from ..cost import cost_options, tracker_from_options
 from .common import echo_err
+from .ranking import DEFAULT_K
 
 
 @click.command("demo")
@@ -17,7 +18,8 @@ from .common import echo_err
                    "to stratify the 80/20 split).")
 @click.option("--epochs", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2, 4096), default=64, show_default=True)
-@click.option("-k", "k", type=click.IntRange(1, 100), default=5, show_default=True)
+@click.option("-k", "k", type=click.IntRange(1, 100), default=DEFAULT_K, envvar="ESRANK_K", show_default=True,
+              help="Neighbours whose keyphrases are the candidates (the `esrank rank` default).")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, envvar="ESRANK_THREADS",
               help="CPU threads for torch.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
@@ -30,8 +32,10 @@ def demo_cmd(out: str, data: str | None, epochs: int, batch_size: int, k: int, t
     \b
     1. split the bundled sample corpus (90 documents, 3 domains) into 72 indexed/training and 18 held-out documents;
     2. load the 72 into an embedded BM25 index (bm25s, on disk);
-    3. fine-tune all-MiniLM-L6-v2 with the masked MNR loss (a few minutes on a CPU);
-    4. rank the held-out documents' neighbour candidates three ways: neighbour vote, zero-shot, fine-tuned;
+    3. fine-tune all-MiniLM-L6-v2 with the masked MNR loss (a few minutes on a CPU) on all but a validation share,
+       whose neighbours then fit the weight of the mix score;
+    4. rank every neighbour candidate of the held-out documents four ways: neighbour vote, zero-shot, fine-tuned,
+       and mix (fine-tuned cosine mixed with the normalised neighbour vote);
     5. print the PRMU table with significance tests against the neighbour vote.
     """
     from ..demo import run_demo

@@ -12,6 +12,12 @@ from .retrieval import backend_options, backend_options_from
 
 # esrank.ranking.losses.LOSS_NAMES, repeated so that the CLI starts without importing torch (a test keeps them equal)
 LOSS_CHOICES = ("masked-mnr", "mnr", "multilabel-supcon")
+# esrank.ranking.pipeline.{METHODS, DEFAULT_K, DEFAULT_METHOD} and esrank.ranking.mix.VALIDATION_SHARE, repeated for
+# the same reason (a test keeps them equal)
+METHOD_CHOICES = ("vote", "model", "mix")
+DEFAULT_K = 5
+DEFAULT_METHOD = "model"
+VALIDATION_SHARE = 0.05
 
 
 def model_options(f: Any) -> Any:
@@ -45,17 +51,34 @@ def model_options(f: Any) -> Any:
 @click.option("--loss", type=click.Choice(LOSS_CHOICES), default="masked-mnr", show_default=True,
               help="masked-mnr: in-batch negatives, other gold keyphrases of the anchor masked; mnr: no mask; "
                    "multilabel-supcon: all gold keyphrases in the batch are positives together.")
-@click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True,
-              help="Pairs per batch (gradient caching keeps large batches in small memory).")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              envvar="ESRANK_TRAIN_BATCH_SIZE",
+              help="Documents per step, each with all its gold keyphrases (the in-batch negatives are the other "
+                   "documents' keyphrases); with --grouping pairs: pairs per step. Gradient caching keeps large "
+                   "steps in small memory.")
 @click.option("--mini-batch-size", type=click.IntRange(1), default=32, show_default=True,
-              help="Pairs per forward pass of the gradient-cached loss.")
+              help="Documents per forward pass of gradient caching (short keyphrases are packed up to as many "
+                   "tokens); with --grouping pairs: pairs per forward pass.")
+@click.option("--grouping", type=click.Choice(["documents", "pairs"]), default="documents", show_default=True,
+              help="documents: each document encoded once per step, shared by its pairs; pairs: the former "
+                   "path, one row and one document encoding per pair (Sentence-Transformers' trainer, slower).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              envvar="ESRANK_TRAIN_PRECISION", show_default=True,
+              help="auto: bf16 autocast on CPUs with native bf16 (AMX/AVX512-BF16), else fp32; fp16 on GPU only "
+                   "(grouping documents).")
 @click.option("--epochs", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--lr", type=float, default=2e-5, show_default=True, help="Peak learning rate (AdamW, warm-up).")
 @click.option("--scale", type=float, default=20.0, show_default=True, help="Similarity scale (1/temperature).")
-@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="Neighbours whose keyphrases give hard negatives.")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=DEFAULT_K, envvar="ESRANK_K", show_default=True,
+              help="Neighbours per document for hard negatives and for fitting the mix weight (rank with the same k).")
+@click.option("--validation-share", type=click.FloatRange(0, 1, max_open=True), default=VALIDATION_SHARE,
+              envvar="ESRANK_VALIDATION_SHARE", show_default=True,
+              help="Share of the documents (at most 500) held out of fine-tuning to fit the weight of `rank --method "
+                   "mix` on the index's neighbours; 0: no fit (mix then uses 0.5).")
 @click.option("--hard-negatives", type=click.IntRange(0, 64), default=0, show_default=True,
-              help="Hard negatives per pair from the document's neighbour pool (itself excluded).")
+              envvar="ESRANK_HARD_NEGATIVES",
+              help="Hard negatives per document (per pair with --grouping pairs) from its neighbour pool (itself "
+                   "excluded, gold keyphrases skipped): extra columns of the loss; 0: off.")
 @click.option("--max-seq-length", type=click.IntRange(8, 8192), default=256, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--resume/--no-resume", default=True, show_default=True,
@@ -68,12 +91,20 @@ def model_options(f: Any) -> Any:
 def train_cmd(data: str, out: str, **kw: Any) -> None:
     """Fine-tune the bi-encoder on (document, gold keyphrase) pairs with the masked MNR loss.
 
+    Steps of --batch-size documents: each document is encoded once and shared by its pairs.
+
     \b
+    esrank load train.jsonl --index kp
     esrank train train.jsonl --index kp --out model/ --epochs 1
-    The model directory is a standard Sentence-Transformers model plus esrank_card.json.
+    The model directory is a standard Sentence-Transformers model plus esrank_card.json. A validation share of
+    the documents is held out of fine-tuning; their neighbours in the index fit the weight of `rank --method mix`
+    (stored in the card under "mix").
     """
     from ..corpus import ReadStats, RejectSink, read_documents
+    from ..evaluation.prmu import score_document
+    from ..ranking.mix import fit_mix, validation_split, write_fit
     from ..ranking.pipeline import hard_negative_pools
+    from ..ranking.ranker import Ranker
     from ..ranking.training import TrainConfig, train
     from ..retrieval.factory import open_backend
 
@@ -88,20 +119,32 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
     config = TrainConfig(base_model=kw["base_model"], loss=kw["loss"], batch_size=kw["batch_size"],
                          mini_batch_size=kw["mini_batch_size"], epochs=kw["epochs"], lr=kw["lr"],
                          scale=kw["scale"], max_seq_length=kw["max_seq_length"], seed=kw["seed"],
-                         hard_negatives=kw["hard_negatives"], device=kw["device"], threads=kw["threads"])
+                         hard_negatives=kw["hard_negatives"], device=kw["device"], threads=kw["threads"],
+                         precision=kw["precision"], grouping=kw["grouping"])
     config.validate()
+    docs, validation = validation_split(docs, kw["validation_share"])
     negatives = None
-    if config.hard_negatives:
-        backend = open_backend(options)
-        try:
+    backend = open_backend(options) if config.hard_negatives or validation else None
+    try:
+        if backend is not None and config.hard_negatives:
             negatives = hard_negative_pools(docs, backend, k=kw["k"])
-        finally:
+        result = train(docs, out, config, negatives=negatives, data_name=data, resume=kw["resume"], tracker=tracker)
+        loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
+        echo_err(f"trained on {result.pairs} pairs from {result.documents} documents "
+                 f"({result.skipped_documents} without keyphrases) in {result.steps} steps, {result.seconds:.0f}s "
+                 f"({result.card.get('training', {}).get('documents_per_s')} documents/s, "
+                 f"{result.card.get('training', {}).get('precision')}); final loss {loss}" + (f"; resumed from {result.resumed_from}" if result.resumed_from else ""))
+        if backend is not None and validation:
+            ranker = Ranker.load(result.model_dir, device=kw["device"], threads=kw["threads"])
+            try:
+                fit = fit_mix(validation, backend, ranker, score_document, k=kw["k"])
+            finally:
+                ranker.close()
+            write_fit(result.model_dir, fit)
+            echo_err(fit.summary())
+    finally:
+        if backend is not None:
             backend.close()
-    result = train(docs, out, config, negatives=negatives, data_name=data, resume=kw["resume"], tracker=tracker)
-    loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
-    echo_err(f"trained on {result.pairs} pairs from {result.documents} documents "
-             f"({result.skipped_documents} without keyphrases) in {result.steps} steps, {result.seconds:.0f}s; "
-             f"final loss {loss}" + (f"; resumed from {result.resumed_from}" if result.resumed_from else ""))
     click.echo(str(result.model_dir))
 
 
@@ -109,13 +152,18 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
 @click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
 @backend_options
 @model_options
-@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, envvar="ESRANK_K", show_default=True,
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=DEFAULT_K, envvar="ESRANK_K", show_default=True,
               help="Neighbours whose keyphrases are the candidates.")
-@click.option("--top-n", type=click.IntRange(1), default=10, show_default=True, help="Keyphrases kept per document.")
+@click.option("--top-n", type=click.IntRange(1), default=None, envvar="ESRANK_TOP_N",
+              help="Keyphrases kept per document (default: every candidate, ranked).")
 @click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
               help="Predictions JSONL ({id, keyphrases: [{phrase, score, category}]}); - for stdout.")
-@click.option("--method", type=click.Choice(["model", "vote"]), default="model", show_default=True,
-              help="model: the bi-encoder; vote: the neighbour-vote baseline (summed BM25 of the neighbours).")
+@click.option("--method", type=click.Choice(METHOD_CHOICES), default=DEFAULT_METHOD, envvar="ESRANK_METHOD",
+              show_default=True,
+              help="model: the bi-encoder's cosine; vote: the neighbour-vote baseline (summed BM25 of the neighbours); "
+                   "mix: w·cosine + (1−w)·vote/max(vote), w from the model card (fitted by `esrank train`).")
+@click.option("--mix-weight", type=click.FloatRange(0, 1), default=None, envvar="ESRANK_MIX_WEIGHT",
+              help="Cosine weight of --method mix (default: the model card's fitted weight, else 0.5).")
 @click.option("--candidates", default="neighbours", show_default=True,
               help="Candidate sources, comma separated: neighbours, vocabulary (needs --thesaurus).")
 @click.option("--thesaurus", type=click.Path(dir_okay=False), default=None, envvar="ESRANK_THESAURUS",
@@ -131,7 +179,7 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
 @input_options
 @cost_options
 def rank_cmd(data: str, **kw: Any) -> None:
-    """Predict keyphrases: retrieve neighbours, pool their keyphrases, rank them with the bi-encoder.
+    """Predict keyphrases: retrieve neighbours, pool their keyphrases, rank every candidate (--top-n cuts).
 
     \b
     esrank rank test.jsonl --index kp --model model/ --out preds.jsonl
@@ -148,8 +196,22 @@ def rank_cmd(data: str, **kw: Any) -> None:
     options = backend_options_from(kw)
     settings = RankSettings(k=kw["k"], top_n=kw["top_n"], batch_size=kw["batch_size"],
                             exclude_self=kw["exclude_self"],
-                            sources=tuple(s.strip() for s in kw["candidates"].split(",") if s.strip()))
+                            sources=tuple(s.strip() for s in kw["candidates"].split(",") if s.strip()),
+                            method=kw["method"], mix_weight=kw["mix_weight"])
     settings.validate()
+    if settings.method == "mix" and settings.mix_weight is None:
+        from ..ranking.mix import DEFAULT_WEIGHT, read_fit
+
+        fit = read_fit(kw["model"])
+        if fit is not None:
+            settings.mix_weight = fit.weight
+            if fit.k != settings.k:
+                echo_err(f"esrank: note: the mix weight {fit.weight:.2f} was fitted at k={fit.k}, ranking at "
+                         f"k={settings.k}")
+        else:
+            settings.mix_weight = DEFAULT_WEIGHT
+            echo_err(f"esrank: note: {kw['model'] or 'the default model'} has no fitted mix weight "
+                     f"(esrank_card.json \"mix\"); --method mix uses {DEFAULT_WEIGHT}")
     check_outputs({"--out": kw["out"], "--rejects": kw["rejects"]}, {"DATA": data, "--thesaurus": kw["thesaurus"]})
     extra = None
     if "vocabulary" in settings.sources:
@@ -157,7 +219,7 @@ def rank_cmd(data: str, **kw: Any) -> None:
 
         extra = candidate_source(kw["thesaurus"], lang=kw["lang"])
     ranker = None
-    if kw["method"] == "model":
+    if kw["method"] in ("model", "mix"):
         ranker = Ranker.load(kw["model"], device=kw["device"], precision=kw["precision"], threads=kw["threads"],
                              disk_cache=kw["disk_cache"], max_seq_length=kw["max_doc_tokens"])
         tracker.set_device(ranker.encoder.device)

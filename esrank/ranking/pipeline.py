@@ -15,6 +15,9 @@ from .candidates import CandidatePool, add_candidates, pool_from_neighbours
 from .ranker import Ranker, RankStats, vote_rank_pools
 
 CANDIDATE_SOURCES = ("neighbours", "vocabulary")
+METHODS = ("vote", "model", "mix")  # neighbour vote; bi-encoder cosine; cosine mixed with the normalised vote
+DEFAULT_K = 5  # neighbours per document: chosen by measurement on acm-dev (docs/ranking.md, "Defaults")
+DEFAULT_METHOD = "model"
 CandidateSource = Callable[[Document], Sequence[str]]
 
 
@@ -24,13 +27,16 @@ def _stage(tracker: Any, name: str, items: int) -> ContextManager[Any]:
 
 @dataclass
 class RankSettings:
-    """How documents are ranked: neighbours k, output size, batch size, self-exclusion, candidate sources."""
+    """How documents are ranked: neighbours k, output size (None: every candidate), batch size, self-exclusion,
+    candidate sources, method and the mix weight (``method="mix"``; None: ``mix.DEFAULT_WEIGHT``)."""
 
-    k: int = 5
-    top_n: int | None = 10
+    k: int = DEFAULT_K
+    top_n: int | None = None
     batch_size: int = 64
     exclude_self: bool = True
     sources: tuple[str, ...] = ("neighbours",)
+    method: str = DEFAULT_METHOD
+    mix_weight: float | None = None
 
     def validate(self) -> None:
         """Raise ConfigError on an impossible setting."""
@@ -38,6 +44,12 @@ class RankSettings:
             raise ConfigError("-k must be at least 1")
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be at least 1")
+        if self.top_n is not None and self.top_n < 1:
+            raise ConfigError("--top-n must be at least 1")
+        if self.method not in METHODS:
+            raise ConfigError(f"--method takes one of {', '.join(METHODS)}, not {self.method}")
+        if self.mix_weight is not None and not 0 <= self.mix_weight <= 1:
+            raise ConfigError(f"the mix weight must be in [0, 1], not {self.mix_weight}")
         unknown = [s for s in self.sources if s not in CANDIDATE_SOURCES]
         if unknown or not self.sources:
             raise ConfigError(f"--candidates takes a comma list of {', '.join(CANDIDATE_SOURCES)}, "
@@ -66,14 +78,21 @@ def rank_documents(documents: Iterable[Document], backend: Backend | None, ranke
                    settings: RankSettings | None = None, *, extra: CandidateSource | None = None,
                    tracker: Any = None, total: int | None = None, desc: str = "ranking",
                    stats: RankStats | None = None) -> Iterator[Prediction]:
-    """Rank each document's candidates (``ranker`` None: the neighbour-vote baseline); yields in input order.
+    """Rank each document's candidates by ``settings.method`` (``ranker`` None: the neighbour-vote baseline);
+    yields in input order.
 
     The time split accumulates in ``ranker.stats``, or in ``stats`` for the vote baseline.
     """
     settings = settings or RankSettings()
     settings.validate()
-    if ranker is not None:
-        stats = ranker.stats
+    vote = ranker is None or settings.method == "vote"
+    weight = None
+    if settings.method == "mix":
+        from .mix import DEFAULT_WEIGHT
+
+        weight = settings.mix_weight if settings.mix_weight is not None else DEFAULT_WEIGHT
+    if not vote:
+        stats = ranker.stats  # type: ignore[union-attr]
     elif stats is None:
         stats = RankStats()
     with bar(total=total, desc=desc, unit="doc") as progress:
@@ -81,10 +100,10 @@ def rank_documents(documents: Iterable[Document], backend: Backend | None, ranke
             t0 = time.perf_counter()
             pools = candidate_pools(backend, batch, settings, extra=extra, tracker=tracker)
             stats.retrieval_s += time.perf_counter() - t0
-            if ranker is None:
+            if vote or ranker is None:
                 preds = vote_rank_pools(batch, pools, settings.top_n, stats=stats, tracker=tracker)
             else:
-                preds = ranker.rank_pools(batch, pools, settings.top_n, tracker=tracker)
+                preds = ranker.rank_pools(batch, pools, settings.top_n, tracker=tracker, mix_weight=weight)
             yield from preds
             progress.update(len(batch))
 

@@ -1,10 +1,11 @@
-"""Neighbour candidate pools for a corpus: retrieve in batches, merge keyphrases, write/read JSONL."""
+"""Neighbour candidate pools for a corpus: retrieve in batches, merge keyphrases, write/read JSONL; one retrieval
+reused at several k."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..corpus import Document, chunked
 from ..errors import InputError
@@ -38,7 +39,7 @@ def neighbour_batches(backend: Backend, documents: Iterable[Document], *, k: int
         yield from zip(docs, backend.neighbours(docs, k, exclude))
 
 
-def pool_record(doc_id: str, neighbours: Sequence[Neighbour], pool: CandidatePool) -> dict:  # type: ignore[type-arg]
+def pool_record(doc_id: str, neighbours: Sequence[Neighbour], pool: CandidatePool) -> dict:
     """The JSON record of one pool: id, neighbours (id, rank, score) and candidates with their features."""
     return {
         "id": doc_id,
@@ -88,3 +89,66 @@ def read_pools(path: str | Path) -> Iterator[CandidatePool]:
                 yield CandidatePool(str(rec["id"]), cands)
             except (ValueError, KeyError, TypeError) as e:
                 raise InputError(f"not a pool record: {e}", source=str(path), line=lineno) from None
+
+
+class RetrievedNeighbours:
+    """A backend that answers neighbour queries from one retrieval at ``k_max`` per document (and exclusion set):
+    a smaller k takes the top neighbours of that retrieval, so ranking at several k retrieves once."""
+
+    def __init__(self, backend: Backend, k_max: int) -> None:
+        self.backend = backend
+        self.k_max = k_max
+        self.name = backend.name
+        self.retrieved = 0  # documents sent to the backend
+        self._seen: dict[tuple[str, frozenset[str]], list[Neighbour]] = {}
+
+    def neighbours(self, documents: Sequence[Document], k: int = 5,
+                   exclude_ids: Sequence[set[str]] | None = None) -> list[list[Neighbour]]:
+        """The k nearest training documents of each document, from the retrieval at ``max(k, k_max)``."""
+        keys = [(d.id, frozenset(exclude_ids[i]) if exclude_ids else frozenset()) for i, d in enumerate(documents)]
+        missing = [i for i, key in enumerate(keys) if key not in self._seen or
+                   (k > self.k_max and len(self._seen[key]) < k)]
+        if missing:
+            found = self.backend.neighbours([documents[i] for i in missing], max(k, self.k_max),
+                                            [set(keys[i][1]) for i in missing] if exclude_ids else None)
+            for i, nbs in zip(missing, found):
+                self._seen[keys[i]] = list(nbs)
+            self.retrieved += len(missing)
+        return [self._seen[key][:k] for key in keys]
+
+    def open(self) -> None:
+        """Open the underlying index."""
+        getattr(self.backend, "open", lambda: None)()
+
+    def create(self, *, overwrite: bool = False) -> None:
+        """Create the underlying index."""
+        self.backend.create(overwrite=overwrite)
+
+    def bulk_add(self, documents: Iterable[Document], *, batch_size: int = 500,
+                 on_failure: Any = None) -> Any:
+        """Add documents to the underlying index (what was retrieved before is kept: use a new instance)."""
+        return self.backend.bulk_add(documents, batch_size=batch_size, on_failure=on_failure)
+
+    def count(self) -> int:
+        """Documents in the underlying index."""
+        return self.backend.count()
+
+    def ids_present(self, ids: Sequence[str]) -> set[str]:
+        """Which ids the underlying index holds."""
+        return self.backend.ids_present(ids)
+
+    def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
+        """Every document of the underlying index."""
+        return self.backend.iter_documents(batch_size)
+
+    def close(self) -> None:
+        """Close the underlying index."""
+        self.backend.close()
+
+    def __enter__(self) -> "RetrievedNeighbours":
+        """``with RetrievedNeighbours(...) as backend:`` closes the underlying index on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the underlying index."""
+        self.close()

@@ -1,5 +1,5 @@
-"""Ranking candidate pools: the bi-encoder ranker (cosine of document and keyphrase embeddings) and the
-neighbour-vote baseline. Both return ``Prediction``s with a score and the PRMU category of each phrase."""
+"""Ranking candidate pools: the bi-encoder ranker (cosine of document and keyphrase embeddings, or its mix with
+the neighbour vote) and the neighbour-vote baseline. Both return ``Prediction``s with a score and the PRMU category of each phrase."""
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +15,7 @@ from ..predictions import Prediction, ScoredPhrase
 from ..text import classify_key, prepare
 from .candidates import CandidatePool
 from .encoder import CacheStats, EmbeddingCache, Encoder
+from .mix import mix_scores
 
 
 @dataclass
@@ -78,53 +79,82 @@ def _categorised(doc: Document, pool: CandidatePool, scores: Sequence[float], to
 
 
 class Ranker:
-    """Bi-encoder ranker: an ``Encoder``, its keyphrase-embedding cache and cumulative ``RankStats``."""
+    """Bi-encoder ranker: an ``Encoder``, its keyphrase-embedding cache and cumulative ``RankStats``.
 
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None = None) -> None:
+    With ``remember_documents`` the ranker keeps each document's embedding (by id and text), so ranking the
+    same documents again (another k, another method) encodes them once.
+    """
+
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None = None, *,
+                 remember_documents: bool = False) -> None:
         self.encoder = encoder
         self.cache = cache if cache is not None else EmbeddingCache(encoder)
         self.stats = RankStats(cache=self.cache.stats)
+        self._documents: dict[tuple[str, str], torch.Tensor] | None = {} if remember_documents else None
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, *, device: str = "auto", precision: str = "auto",
              threads: int | None = None, batch_size: int | None = None, max_seq_length: int | None = None,
-             cache_size: int = 200_000, disk_cache: bool | str | os.PathLike[str] = False) -> "Ranker":
+             cache_size: int = 200_000, disk_cache: bool | str | os.PathLike[str] = False,
+             remember_documents: bool = False) -> "Ranker":
         """A ranker on a model (default all-MiniLM-L6-v2, offline); ``disk_cache`` True or a directory."""
         enc = Encoder.load(model, device=device, precision=precision, threads=threads, batch_size=batch_size,
                            max_seq_length=max_seq_length)
-        return cls(enc, EmbeddingCache(enc, capacity=cache_size, disk=disk_cache))
+        return cls(enc, EmbeddingCache(enc, capacity=cache_size, disk=disk_cache),
+                   remember_documents=remember_documents)
 
-    def rank_pools(self, documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = 10,
-                   *, tracker: Any = None) -> list[Prediction]:
-        """Rank each document's candidate pool by cosine of document and keyphrase embeddings."""
+    def _encode_documents(self, documents: Sequence[Document]) -> torch.Tensor:
+        if self._documents is None:
+            return self.encoder.encode([d.full_text for d in documents])
+        keys = [(d.id, d.full_text) for d in documents]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._documents))
+        if todo:
+            for key, emb in zip(todo, self.encoder.encode([text for _, text in todo])):
+                self._documents[key] = emb
+        return torch.stack([self._documents[k] for k in keys]) if keys else torch.zeros(0, self.encoder.dim)
+
+    def cosine_scores(self, documents: Sequence[Document], pools: Sequence[CandidatePool], *,
+                      tracker: Any = None) -> list[list[float]]:
+        """The cosine of each candidate with its document, pool by pool (the time split accumulates)."""
         _check_aligned(documents, pools)
         st = self.stats
         t0 = time.perf_counter()
         with _stage(tracker, "document_encoding", len(documents)):
-            doc_emb = self.encoder.encode([d.full_text for d in documents])
+            doc_emb = self._encode_documents(documents)
         t1 = time.perf_counter()
         phrases = [c.phrase for p in pools for c in p.candidates]
         with _stage(tracker, "candidate_encoding", len(documents)):
             cand_emb = self.cache.encode(phrases)
         t2 = time.perf_counter()
-        out: list[Prediction] = []
-        with _stage(tracker, "candidate_ranking", len(documents)):
-            start = 0
-            for i, (doc, pool) in enumerate(zip(documents, pools)):
-                n = len(pool.candidates)
-                if n == 0:
-                    st.empty_pools += 1
-                    out.append(Prediction(doc.id, []))
-                    continue
-                scores = (cand_emb[start:start + n] @ doc_emb[i]).tolist()
-                start += n
-                out.append(_categorised(doc, pool, scores, top_n))
-        t3 = time.perf_counter()
+        out: list[list[float]] = []
+        start = 0
+        for i, pool in enumerate(pools):
+            n = len(pool.candidates)
+            out.append((cand_emb[start:start + n] @ doc_emb[i]).tolist() if n else [])
+            start += n
         st.documents += len(documents)
         st.candidates += len(phrases)
         st.document_encoding_s += t1 - t0
         st.candidate_encoding_s += t2 - t1
-        st.scoring_s += t3 - t2
+        st.scoring_s += time.perf_counter() - t2
+        return out
+
+    def rank_pools(self, documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = None,
+                   *, tracker: Any = None, mix_weight: float | None = None) -> list[Prediction]:
+        """Rank each pool by cosine of document and keyphrase embeddings (by the mix score with ``mix_weight``)."""
+        cosines = self.cosine_scores(documents, pools, tracker=tracker)
+        t0 = time.perf_counter()
+        out: list[Prediction] = []
+        with _stage(tracker, "candidate_ranking", len(documents)):
+            for doc, pool, cos in zip(documents, pools, cosines):
+                if not pool.candidates:
+                    self.stats.empty_pools += 1
+                    out.append(Prediction(doc.id, []))
+                    continue
+                scores = cos if mix_weight is None else mix_scores(cos, [c.vote for c in pool.candidates],
+                                                                   mix_weight)
+                out.append(_categorised(doc, pool, scores, top_n))
+        self.stats.scoring_s += time.perf_counter() - t0
         return out
 
     def close(self) -> None:
@@ -133,12 +163,12 @@ class Ranker:
 
 
 def rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], model: Ranker,
-               top_n: int | None = 10, *, tracker: Any = None) -> list[Prediction]:
+               top_n: int | None = None, *, tracker: Any = None) -> list[Prediction]:
     """Rank candidate pools with a bi-encoder ``Ranker`` (its ``stats`` accumulate the time split)."""
     return model.rank_pools(documents, pools, top_n, tracker=tracker)
 
 
-def vote_rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = 10,
+def vote_rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = None,
                     *, stats: RankStats | None = None, tracker: Any = None) -> list[Prediction]:
     """Neighbour-vote baseline: candidates ranked by the summed BM25 score of the neighbours carrying them."""
     _check_aligned(documents, pools)

@@ -21,16 +21,24 @@ def split(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_model(split):
-    """A model fine-tuned for one short epoch through `esrank train` (embedded index)."""
+    """A model fine-tuned for one short epoch through `esrank train` on an embedded index of its training documents;
+    2 of the 12 are held out to fit the mix weight."""
     out = split / "model"
+    where = ["--index", "kp", "--path", str(split / "idx-train")]
+    r = CliRunner().invoke(main, ["load", str(split / "train_small.jsonl"), *where])
+    assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, [
-        "train", "--index", "kp", "--path", str(split / "idx-train"), "--data", str(split / "train_small.jsonl"),
+        "train", *where, "--data", str(split / "train_small.jsonl"),
         "--out", str(out), "--batch-size", "8", "--mini-batch-size", "8", "--max-seq-length", "32",
         "--epochs", "1", "--threads", "1", "--no-carbon"])
     assert r.exit_code == 0, r.output
     assert (out / "esrank_card.json").is_file() and (out / "modules.json").is_file()
     card = json.loads((out / "esrank_card.json").read_text())
     assert card["loss"] == "masked-mnr" or card.get("hyper_parameters", {}).get("loss") == "masked-mnr"
+    mix = card["mix"]
+    assert mix["validation_documents"] == 2 and mix["k"] == 5 and len(mix["grid"]) == 21
+    assert mix["weight"] in [g["weight"] for g in mix["grid"]] and "mix weight" in r.stderr
+    assert card["data"]["documents"] == 10  # the validation documents were not fine-tuned on
     return out
 
 
@@ -95,3 +103,63 @@ def test_encode_keyphrases_fills_the_disk_cache(split, tmp_path):
     assert f"{n_phrases} distinct keyphrases" in r.stderr and f"{n_phrases} encoded" in r.stderr
     r = runner.invoke(main, ["encode-keyphrases", *where, "--cache-dir", str(cache), "--threads", "1"])
     assert f"0 encoded, {n_phrases} already cached" in r.stderr
+
+
+def test_rank_writes_every_candidate_and_mixes(split, tiny_model, tmp_path):
+    """No --top-n: each document's whole pool, ranked; --method mix with the card's weight, and with the default
+    weight (and one note) for a model without a fit; the real MiniLM from its package."""
+    runner = CliRunner()
+    where = ["--index", "full", "--path", str(tmp_path / "idx")]
+    assert runner.invoke(main, ["load", str(split / "train.jsonl"), *where]).exit_code == 0
+    pools = tmp_path / "pools.jsonl"
+    r = runner.invoke(main, ["neighbours", str(split / "test.jsonl"), *where, "-k", "5", "--out", str(pools)])
+    assert r.exit_code == 0, r.output
+    pool_phrases = {x["id"]: {c["phrase"] for c in x["candidates"]}
+                    for x in map(json.loads, pools.read_text().splitlines())}
+    written = {}
+    for name, extra in (("vote", ["--method", "vote"]), ("mix", ["--method", "mix", "--model", str(tiny_model)]),
+                        ("zero-shot-mix", ["--method", "mix"]), ("model", ["--model", str(tiny_model)])):
+        out = tmp_path / f"{name}.jsonl"
+        r = runner.invoke(main, ["rank", str(split / "test.jsonl"), *where, "-k", "5", *extra, "--out", str(out),
+                                 "--threads", "1", "--no-carbon"])
+        assert r.exit_code == 0, r.output
+        written[name] = {x["id"]: x["keyphrases"] for x in map(json.loads, out.read_text().splitlines())}
+        for doc_id, kps in written[name].items():
+            assert {k["phrase"] for k in kps} == pool_phrases[doc_id]
+            scores = [k["score"] for k in kps]
+            assert scores == sorted(scores, reverse=True)
+        notes = r.stderr.count("has no fitted mix weight")
+        assert notes == (1 if name == "zero-shot-mix" else 0), r.stderr
+    assert max(len(v) for v in pool_phrases.values()) > 10  # more than the old default cut of 10
+    weight = json.loads((tiny_model / "esrank_card.json").read_text())["mix"]["weight"]
+    for doc_id, kps in written["mix"].items():  # mix score = w·cosine + (1−w)·vote/max(vote), by hand
+        cos = {k["phrase"]: k["score"] for k in written["model"][doc_id]}
+        vote = {k["phrase"]: k["score"] for k in written["vote"][doc_id]}
+        top = max(vote.values())
+        for k in kps:
+            assert k["score"] == pytest.approx(weight * cos[k["phrase"]] + (1 - weight) * vote[k["phrase"]] / top,
+                                               abs=1e-4)
+
+
+def test_train_without_an_index_is_one_line_unless_no_validation(split, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--index", "missing", "--path", str(tmp_path / "none"), "--data",
+                                  str(split / "train_small.jsonl"), "--out", str(tmp_path / "m"), "--no-carbon"])
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.exit_code != 0 and last.startswith("esrank: error: ") and "esrank load" in last
+    assert "Traceback" not in r.output and not (tmp_path / "m").exists()  # it failed before fine-tuning
+    r = CliRunner().invoke(main, ["train", "--index", "missing", "--path", str(tmp_path / "none"), "--data",
+                                  str(split / "train_small.jsonl"), "--out", str(tmp_path / "m"), "--no-carbon",
+                                  "--validation-share", "0", "--batch-size", "8", "--mini-batch-size", "8",
+                                  "--max-seq-length", "16", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "m" / "esrank_card.json").read_text())
+    assert "mix" not in card and card["data"]["documents"] == 12
+
+
+def test_cli_constants_match_the_library():
+    from esrank.commands import ranking as cli
+    from esrank.ranking import mix, pipeline
+
+    assert cli.METHOD_CHOICES == pipeline.METHODS
+    assert (cli.DEFAULT_K, cli.DEFAULT_METHOD) == (pipeline.DEFAULT_K, pipeline.DEFAULT_METHOD)
+    assert cli.VALIDATION_SHARE == mix.VALIDATION_SHARE

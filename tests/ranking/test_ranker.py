@@ -228,3 +228,52 @@ def test_ranks_real_neighbour_pools_of_an_embedded_index(encoder, tmp_path):
     full = ranker.rank_pools(test, pools, top_n=None)
     by_vote = vote_rank_pools(test, pools, top_n=None)
     assert mrr([p.phrases for p in full]) > mrr([p.phrases for p in by_vote]) > mrr([p.phrases for p in pools])
+
+
+def test_remembered_documents_are_encoded_once(encoder):
+    calls = []
+    real = encoder.encode
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(encoder, name)
+
+        def encode(self, texts, batch_size=None):
+            calls.append(len(texts))
+            return real(texts, batch_size)
+
+    ranker = Ranker(Counting(), EmbeddingCache(encoder), remember_documents=True)  # type: ignore[arg-type]
+    p1 = _pool("q1", [(3.0, ["brain tumour segmentation", "airline pricing"])])
+    p2 = _pool("q2", [(1.0, ["revenue management"])])
+    first = ranker.rank_pools([DOC, DOC2], [p1, p2])
+    again = ranker.rank_pools([DOC2, DOC], [p2, p1], mix_weight=1.0)  # w = 1: the cosine alone, same scores
+    assert calls == [2]
+    assert [k.score for k in again[1].keyphrases] == pytest.approx([k.score for k in first[0].keyphrases])
+    changed = Document("q1", DOC.title, DOC.text + " More text.")
+    ranker.rank_pools([changed], [p1])
+    assert calls == [2, 1]  # same id, other text: encoded again
+
+
+def test_retrieved_neighbours_serve_smaller_k_from_one_retrieval(tmp_path):
+    from esrank.corpus import read_documents, sample_corpus_path
+    from esrank.ranking.pools import RetrievedNeighbours
+    from esrank.retrieval.embedded import EmbeddedBackend
+
+    docs = list(read_documents(sample_corpus_path()))
+    backend = EmbeddedBackend("t", tmp_path / "idx")
+    backend.create(overwrite=True)
+    backend.bulk_add(docs)
+    queries = docs[:8]
+    exclude = [{d.id} for d in queries]
+    cached = RetrievedNeighbours(backend, 20)
+    at20 = cached.neighbours(queries, 20, exclude)
+    assert cached.retrieved == 8
+    for k in (5, 10, 20):
+        direct = backend.neighbours(queries, k, exclude)
+        assert cached.neighbours(queries, k, exclude) == direct
+        assert all(len(x) == k for x in direct)
+    assert cached.retrieved == 8 and [x[:5] for x in at20] == backend.neighbours(queries, 5, exclude)
+    assert all(q.id not in {n.id for n in nbs} for q, nbs in zip(queries, at20))
+    cached.neighbours(queries[:2], 30, exclude[:2])  # beyond k_max: asked again
+    assert cached.retrieved == 10
+    cached.close()
