@@ -22,7 +22,7 @@ def vocab() -> None:
 
 _thesaurus = click.option("--thesaurus", "-t", required=True, envvar="ESRANK_THESAURUS",
                           type=click.Path(dir_okay=False),
-                          help="Thesaurus file (JSON, or SKOS Turtle .ttl).")
+                          help="Thesaurus file: JSON, or SKOS in an RDF syntax (.ttl, .rdf, .nt, .jsonld, ...).")
 _lang = click.option("--lang", envvar="ESRANK_LANG", default=None,
                      help="Language of the documents (en, fr, de, es, ...; default: the thesaurus's).")
 
