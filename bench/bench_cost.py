@@ -71,7 +71,7 @@ def main() -> None:
             r = tr.records[-1]
             watts = (r.kwh or 0.0) * 3.6e6 / r.seconds
             print(f"2 s of one busy thread, {label} mode: {r.kwh:.3g} kWh = {watts:.1f} W mean, "
-                  f"{(r.kg_co2 or 0) * 1000:.3g} g CO2 ({r.country_iso}), estimated={r.estimated}")
+                  f"{(r.kg_co2 or 0) * 1000:.3g} g CO2 at {r.grid}, estimated={r.estimated}")
 
 
 if __name__ == "__main__":
