@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from .common import chosen_format, data_argument, echo_err, fields_from, input_options, output_format_option
+from .common import (check_outputs, chosen_format, data_argument, echo_err, fields_from, input_options, output_format_option, read_input,
+                     reader_from)
 
 
 @click.group("vocab")
@@ -61,6 +62,8 @@ def index_cmd(thesaurus: str, data: str, out: str, lang: str | None, df_path: st
 
     fmt, on_error, rejects = kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects")
     fields = fields_from(kw)
+    check_outputs({"--out": out, "--rejects": rejects}, {"DATA": data, "--thesaurus": thesaurus, "--df": df_path,
+                                                        "--collection": collection, "--history": history_path})
     config = IndexConfig(IndexConfig.parse_weights(field_spec), min_terms=min_terms, max_terms=max_terms,
                          major_ratio=major_ratio, history_filter=history_filter, history_prior=history_prior)
     indexer = build_indexer(thesaurus, language=lang, config=config, df_path=df_path, collection=collection,
@@ -81,21 +84,16 @@ def index_cmd(thesaurus: str, data: str, out: str, lang: str | None, df_path: st
 @input_options
 def df_cmd(thesaurus: str, data: str, out: str, lang: str | None, field_spec: str, **kw: Any) -> None:
     """Count, for each descriptor, the documents of a collection that mention it (for tf-idf)."""
-    from ..corpus import ReadStats, RejectSink, read_documents
     from ..vocabulary.automaton import Matcher
     from ..vocabulary.collection import DocumentFrequencies
     from ..vocabulary.indexer import IndexConfig
     from ..vocabulary.thesaurus import load_thesaurus
 
-    fmt, on_error, rejects = kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects")
-    fields = fields_from(kw)
-    stats = ReadStats()
-    with RejectSink(rejects) as sink:
-        docs = read_documents(data, fields=fields, fmt=fmt, on_error=on_error, rejects=sink, stats=stats)
+    with read_input(reader_from(kw), data, outputs={"--out": out}, inputs={"--thesaurus": thesaurus}) as docs:
         freqs = DocumentFrequencies.from_documents(docs, Matcher(load_thesaurus(thesaurus, lang)),
                                                    list(IndexConfig.parse_weights(field_spec)))
     freqs.save(out)
-    echo_err(f"vocab df: {stats.summary()}; {len(freqs.counts)} descriptors seen in {freqs.n_docs} documents")
+    echo_err(f"vocab df: {len(freqs.counts)} descriptors seen in {freqs.n_docs} documents")
 
 
 @vocab.command("history")
@@ -123,18 +121,13 @@ def history_cmd(gold: str, out: str, thesaurus: str | None) -> None:
 @input_options
 def from_keyphrases_cmd(data: str, out: str, lang: str, min_count: int, **kw: Any) -> None:
     """Build a flat vocabulary from a corpus's keyphrases (one descriptor per stemmed form)."""
-    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..outputs import write_text
     from ..vocabulary.thesaurus import thesaurus_from_keyphrases
 
-    fmt, on_error, rejects = kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects")
-    fields = fields_from(kw)
-    stats = ReadStats()
-    with RejectSink(rejects) as sink:
-        docs = read_documents(data, fields=fields, fmt=fmt, on_error=on_error, rejects=sink, stats=stats)
+    with read_input(reader_from(kw), data, outputs={"--out": out}) as docs:
         th = thesaurus_from_keyphrases((d.keyphrases for d in docs), language=lang, min_count=min_count)
-    with open(out, "w", encoding="utf-8") as fh:
-        json.dump(th.to_json(), fh, ensure_ascii=False, indent=1)
-    echo_err(f"vocab from-keyphrases: {stats.summary()}; {len(th.descriptors)} descriptors written to {out}")
+    write_text(out, json.dumps(th.to_json(), ensure_ascii=False, indent=1))
+    echo_err(f"vocab from-keyphrases: {len(th.descriptors)} descriptors written to {out}")
 
 
 @vocab.command("evaluate")
