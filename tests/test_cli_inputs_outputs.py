@@ -126,3 +126,27 @@ def test_data_option_is_a_deprecated_spelling_of_the_argument(tmp_path: Path) ->
     assert r.exit_code == 0 and "deprecated" not in r.stderr
     r = CliRunner().invoke(main, ["vocab", "from-keyphrases", str(data), "--data", str(data), "--out", str(out)])
     assert r.exit_code == 2 and "give the input documents once" in r.stderr
+
+
+def test_eval_retrieval_names_its_index_target_index_and_offers_no_embedded_backend(tmp_path: Path) -> None:
+    topics, qrels = tmp_path / "t.tsv", tmp_path / "q.txt"
+    topics.write_text("1\tquery\n")
+    qrels.write_text("1 0 d1 1\n")
+    args = ["eval-retrieval", "--topics", str(topics), "--qrels", str(qrels)]
+    r = CliRunner().invoke(main, [*args, "--target-index", "papers", "--backend", "embedded"])
+    assert r.exit_code == 2 and "'embedded' is not one of" in r.stderr
+    r = CliRunner().invoke(main, ["eval-retrieval", "--help"])
+    assert "--target-index" in r.output and "ESRANK_TARGET_INDEX" in r.output and "embedded|" not in r.output
+    r = CliRunner().invoke(main, [*args, "--index", "papers", "--url", "http://127.0.0.1:9", "--max-retries", "0",
+                                  "--timeout", "1"], env={"ESRANK_INDEX": "training"})
+    assert "esrank: warning: --index is deprecated for this command" in r.stderr and "Traceback" not in r.output
+    r = CliRunner().invoke(main, [*args, "--url", "http://127.0.0.1:9"], env={"ESRANK_INDEX": "training"})
+    assert r.exit_code == 2 and "Missing option '--target-index'" in r.stderr  # ESRANK_INDEX is the training index
+
+
+def test_rank_accepts_a_numbered_cuda_device_spelling(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["rank", "--help"])
+    assert "cuda:N" in r.output
+    data = _docs(tmp_path / "d.jsonl")
+    r = CliRunner().invoke(main, ["-q", "rank", str(data), *_embedded(tmp_path), "--device", "gpu0"])
+    assert r.exit_code == 2 and "not a device" in r.stderr

@@ -8,7 +8,7 @@ import click
 
 from ..cost import cost_options, tracker_from_options
 from ..errors import ConfigError
-from .common import echo_err
+from .common import chosen_format, echo_err, output_format_option
 from .ranking import model_options
 from .retrieval import backend_options, backend_options_from
 
@@ -23,7 +23,7 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
 @click.command("enrich")
 @click.option("--target-index", required=True, envvar="ESRANK_TARGET_INDEX",
               help="Index (or alias) whose documents get keyphrases; may be the training index itself.")
-@backend_options
+@backend_options(embedded=False)
 @model_options
 @click.option("--method", type=click.Choice(["model", "vote"]), default="model", show_default=True,
               help="model: the bi-encoder; vote: the neighbour-vote baseline (no model, fast).")
@@ -119,7 +119,7 @@ def enrich_cmd(**kw: Any) -> None:
 
 
 @click.command("eval-retrieval")
-@backend_options
+@backend_options(target=True, embedded=False)
 @click.option("--topics", required=True, type=click.Path(dir_okay=False, exists=True),
               help="Topics: 'qid<TAB>query' lines, or TREC <top> blocks (<num>, <title>).")
 @click.option("--qrels", required=True, type=click.Path(dir_okay=False, exists=True),
@@ -134,12 +134,12 @@ def enrich_cmd(**kw: Any) -> None:
               help="Documents retrieved per topic (MAP and recall are computed at this depth).")
 @click.option("--runs", type=click.Path(file_okay=False), default=None,
               help="Write each run in TREC run format to this directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@output_format_option(choices=("table", "json"), json_alias=True)
 def eval_retrieval_cmd(**kw: Any) -> None:
     """Measure BM25 retrieval over the original fields, and with the enriched keyphrases added.
 
     \b
-    esrank eval-retrieval --url http://localhost:9200 --index papers \\
+    esrank eval-retrieval --url http://localhost:9200 --target-index papers \\
         --topics topics.tsv --qrels qrels.txt --fields title,abstract --with-enrichment
     Reports MAP, nDCG@10 and recall@100 per run and a paired randomization test between runs.
     """
@@ -149,7 +149,8 @@ def eval_retrieval_cmd(**kw: Any) -> None:
     result = evaluate_retrieval(options, kw["topics"], kw["qrels"], fields=_fields(kw["fields"], "--fields"),
                                 enrichment_fields=_fields(kw["enrichment_fields"], "--enrichment-fields")
                                 if kw["with_enrichment"] else None, depth=kw["depth"], runs_dir=kw["runs"])
-    click.echo(json.dumps(result.to_json(), indent=2) if kw["as_json"] else result.table())
+    as_json = chosen_format(kw["out_format"]) == "json"
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.table())
     for warning in result.warnings:
         echo_err(f"esrank: warning: {warning}")
 

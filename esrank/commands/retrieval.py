@@ -2,23 +2,36 @@
 from __future__ import annotations
 
 import os
+import functools
 from typing import Any, Callable
 
 import click
 
 from ..cost import cost_options, tracker_from_options
 from ..retrieval.factory import BACKENDS, BackendOptions
-from .common import check_outputs, echo_err, fields_from, input_options
+from .common import check_outputs, echo_err, fields_from, input_options, warn
 
 F = Callable[..., Any]
 
 
-def backend_options(f: F) -> F:
-    """Options naming an index and how to reach it (``backend_options_from`` turns them into ``BackendOptions``)."""
+def backend_options(f: F | None = None, *, target: bool = False, embedded: bool = True) -> Any:
+    """Options naming an index and how to reach it, handed to the command as one ``BackendOptions`` (``options``).
+
+    ``target=True``: the index is the one whose documents are evaluated (``--target-index``, ESRANK_TARGET_INDEX;
+    ``--index`` accepted one more release with a deprecation line); ``embedded=False``: the embedded index is not
+    offered (commands that need a server).
+    """
+    if f is None:
+        return lambda g: backend_options(g, target=target, embedded=embedded)
+    index_option = (
+        click.option("--target-index", "index", envvar="ESRANK_TARGET_INDEX", default=None,
+                     help="Index (or alias) whose documents are searched and evaluated. [required]")
+        if target else click.option("--index", "index", envvar="ESRANK_INDEX", required=True,
+                                    help="Index name (lowercase)."))
+    choices = BACKENDS if embedded else tuple(b for b in BACKENDS if b != "embedded")
     opts = [
-        click.option("--index", "index", envvar="ESRANK_INDEX", required=True,
-                     help="Index name (lowercase)."),
-        click.option("--backend", type=click.Choice(BACKENDS), default="auto", envvar="ESRANK_BACKEND",
+        index_option,
+        click.option("--backend", type=click.Choice(choices), default="auto", envvar="ESRANK_BACKEND",
                      show_default=True,
                      help="auto: the embedded bm25s index without --url, else detected from the server."),
         click.option("--url", envvar="ESRANK_URL", default=None,
@@ -42,13 +55,37 @@ def backend_options(f: F) -> F:
                      envvar="ESRANK_MAX_QUERY_TERMS", show_default=True,
                      help="A query document is cut to this many distinct words."),
     ]
+    if target:
+        opts.append(click.option("--index", "index_deprecated", default=None, hidden=True,
+                                 help="Deprecated spelling of --target-index."))
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        old = kw.pop("index_deprecated", None)
+        if old is not None:
+            if kw.get("index"):
+                from ..errors import ConfigError
+
+                raise ConfigError("give the target index once, with --target-index (--index is deprecated here)")
+            warn("--index is deprecated for this command and will be removed in the next release: use "
+                 "--target-index (--index names the training index elsewhere)")
+            kw["index"] = old
+        if not kw.get("index"):
+            raise click.UsageError("Missing option '--target-index'.")
+        kw["options"] = backend_options_from(kw)
+        return f(*args, **kw)
+
+    g: F = wrapper
     for o in reversed(opts):
-        f = o(f)
-    return f
+        g = o(g)
+    return g
 
 
 def backend_options_from(kw: dict[str, Any]) -> BackendOptions:
     """Pop the backend options from a command's keyword arguments; secrets come from the environment."""
+    if isinstance(kw.get("options"), BackendOptions):  # already built by the backend_options decorator
+        options: BackendOptions = kw.pop("options")
+        return options
     return BackendOptions(
         index=kw.pop("index"), backend=kw.pop("backend"), url=kw.pop("url"), path=kw.pop("path"),
         api_key=os.environ.get("ESRANK_API_KEY") or None, username=kw.pop("username"),

@@ -80,8 +80,8 @@ def test_write_runs_in_trec_format(tmp_path: Path) -> None:
 
 def test_enrichment_gain_on_the_test_collection(cluster: Cluster, tmp_path: Path) -> None:
     index = cluster.load_sample()
-    base = ["eval-retrieval", "--url", cluster.url, "--index", index, "--topics", str(DATA / "topics.tsv"),
-            "--qrels", str(DATA / "qrels.txt"), "--json"]
+    base = ["eval-retrieval", "--url", cluster.url, "--target-index", index, "--topics", str(DATA / "topics.tsv"),
+            "--qrels", str(DATA / "qrels.txt"), "--format", "json"]
     runner = CliRunner()
     r = runner.invoke(main, [*base, "--fields", "title,text", "--with-enrichment"])
     assert r.exit_code == 0, r.output
