@@ -293,6 +293,9 @@ def test_without_a_location_co2_uses_codecarbons_world_average(tmp_path: Path,
     assert row[7] == f"{world:.0f} (world average)"  # the column right after CO2
     assert table3_rows(summary)[0]["carbon_intensity"] == f"{world:.0f} g/kWh (world average)"
     assert f"| {world:.0f} (world average) |" in extrapolation_markdown(extrapolate(summary, 10))
+    from esrank.cost.tables import per_document_lines
+
+    assert per_document_lines(extrapolate(summary, 10))[0].endswith(f"; CO2 at {world:.0f} g/kWh (world average)")
     # codecarbon's own configuration names the location: its country's intensity is used
     monkeypatch.setenv("CODECARBON_COUNTRY_ISO_CODE", "DEU")
     tr = CostTracker(carbon=True, device="cpu")
