@@ -150,3 +150,15 @@ def test_rank_accepts_a_numbered_cuda_device_spelling(tmp_path: Path) -> None:
     data = _docs(tmp_path / "d.jsonl")
     r = CliRunner().invoke(main, ["-q", "rank", str(data), *_embedded(tmp_path), "--device", "gpu0"])
     assert r.exit_code == 2 and "not a device" in r.stderr
+
+
+def test_empty_input_is_warned_by_load_and_neighbours(tmp_path: Path) -> None:
+    """Issue 14 item 11: empty input exited 0 with "read 0" and no warning."""
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("")
+    r = CliRunner().invoke(main, ["-q", "load", str(empty), *_embedded(tmp_path)])
+    assert r.exit_code == 0 and f"esrank: warning: {empty}: the input holds no documents" in r.stderr
+    assert CliRunner().invoke(main, ["-q", "load", str(_docs(tmp_path / "d.jsonl")), *_embedded(tmp_path)]).exit_code == 0
+    r = CliRunner().invoke(main, ["-q", "neighbours", "-", *_embedded(tmp_path), "--out", str(tmp_path / "p.jsonl")],
+                           input=b"")
+    assert r.exit_code == 0 and "esrank: warning: stdin: the input holds no documents" in r.stderr

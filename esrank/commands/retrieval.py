@@ -9,7 +9,7 @@ import click
 
 from ..cost import cost_options, tracker_from_options
 from ..retrieval.factory import BACKENDS, BackendOptions
-from .common import check_outputs, echo_err, fields_from, input_options, warn
+from .common import check_outputs, echo_err, fields_from, input_options, read_input, warn
 
 F = Callable[..., Any]
 
@@ -143,6 +143,8 @@ def load_cmd(data: str, **kw: Any) -> None:
     finally:
         backend.close()
     echo_err(report.summary())
+    if report.stats.read == 0:
+        warn(f"{'stdin' if data == '-' else data}: the input holds no documents")
     if tracker.log_file is not None:
         echo_err(tracker.summary())
     if report.failed:
@@ -173,26 +175,24 @@ def neighbours_cmd(data: str, **kw: Any) -> None:
                        "candidates": [{phrase, neighbour_ranks, bm25_scores, count}]}
     With --cost-log DIR the BM25 search is recorded as the stage neighbour_retrieval.
     """
-    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..corpus import DocumentReader
     from ..ranking.pools import write_pools
     from ..retrieval.factory import open_backend
 
     tracker = tracker_from_options(kw)
     fields = fields_from(kw)
     options = backend_options_from(kw)
-    check_outputs({"--out": kw["out"], "--rejects": kw["rejects"]}, {"DATA": data})
+    reader = DocumentReader(fields, kw["fmt"], kw["on_error"], kw["rejects"])
+    check_outputs({"--out": kw["out"]}, {"DATA": data}, reader)
     backend = open_backend(options)
-    stats = ReadStats()
     try:
-        with RejectSink(kw["rejects"]) as sink, tracker.stage("neighbour_retrieval") as rec:
-            docs = read_documents(data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"], rejects=sink,
-                                  stats=stats)
+        with read_input(reader, data) as docs, tracker.stage("neighbour_retrieval") as rec:
             result = write_pools(backend, docs, kw["out"], k=kw["k"], batch_size=kw["batch_size"],
                                  exclude_self=kw["exclude_self"])
             rec.items = result.queries
     finally:
         backend.close()
-    echo_err(f"neighbours from {backend.name} index '{options.index}': {result.summary()}; input {stats.summary()}")
+    echo_err(f"neighbours from {backend.name} index '{options.index}': {result.summary()}")
     if tracker.log_file is not None:
         echo_err(tracker.summary())
 
