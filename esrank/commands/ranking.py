@@ -51,10 +51,21 @@ def model_options(f: Any) -> Any:
 @click.option("--loss", type=click.Choice(LOSS_CHOICES), default="masked-mnr", show_default=True,
               help="masked-mnr: in-batch negatives, other gold keyphrases of the anchor masked; mnr: no mask; "
                    "multilabel-supcon: all gold keyphrases in the batch are positives together.")
-@click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True,
-              help="Pairs per batch (gradient caching keeps large batches in small memory).")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              envvar="ESRANK_TRAIN_BATCH_SIZE",
+              help="Documents per step, each with all its gold keyphrases (the in-batch negatives are the other "
+                   "documents' keyphrases); with --grouping pairs: pairs per step. Gradient caching keeps large "
+                   "steps in small memory.")
 @click.option("--mini-batch-size", type=click.IntRange(1), default=32, show_default=True,
-              help="Pairs per forward pass of the gradient-cached loss.")
+              help="Documents per forward pass of gradient caching (short keyphrases are packed up to as many "
+                   "tokens); with --grouping pairs: pairs per forward pass.")
+@click.option("--grouping", type=click.Choice(["documents", "pairs"]), default="documents", show_default=True,
+              help="documents: each document encoded once per step, shared by its pairs; pairs: the former "
+                   "path, one row and one document encoding per pair (Sentence-Transformers' trainer, slower).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              envvar="ESRANK_TRAIN_PRECISION", show_default=True,
+              help="auto: bf16 autocast on CPUs with native bf16 (AMX/AVX512-BF16), else fp32; fp16 on GPU only "
+                   "(grouping documents).")
 @click.option("--epochs", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--lr", type=float, default=2e-5, show_default=True, help="Peak learning rate (AdamW, warm-up).")
 @click.option("--scale", type=float, default=20.0, show_default=True, help="Similarity scale (1/temperature).")
@@ -65,7 +76,9 @@ def model_options(f: Any) -> Any:
               help="Share of the documents (at most 500) held out of fine-tuning to fit the weight of `rank --method "
                    "mix` on the index's neighbours; 0: no fit (mix then uses 0.5).")
 @click.option("--hard-negatives", type=click.IntRange(0, 64), default=0, show_default=True,
-              help="Hard negatives per pair from the document's neighbour pool (itself excluded).")
+              envvar="ESRANK_HARD_NEGATIVES",
+              help="Hard negatives per document (per pair with --grouping pairs) from its neighbour pool (itself "
+                   "excluded, gold keyphrases skipped): extra columns of the loss; 0: off.")
 @click.option("--max-seq-length", type=click.IntRange(8, 8192), default=256, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--resume/--no-resume", default=True, show_default=True,
@@ -77,6 +90,8 @@ def model_options(f: Any) -> Any:
 @cost_options
 def train_cmd(data: str, out: str, **kw: Any) -> None:
     """Fine-tune the bi-encoder on (document, gold keyphrase) pairs with the masked MNR loss.
+
+    Steps of --batch-size documents: each document is encoded once and shared by its pairs.
 
     \b
     esrank load train.jsonl --index kp
@@ -104,7 +119,8 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
     config = TrainConfig(base_model=kw["base_model"], loss=kw["loss"], batch_size=kw["batch_size"],
                          mini_batch_size=kw["mini_batch_size"], epochs=kw["epochs"], lr=kw["lr"],
                          scale=kw["scale"], max_seq_length=kw["max_seq_length"], seed=kw["seed"],
-                         hard_negatives=kw["hard_negatives"], device=kw["device"], threads=kw["threads"])
+                         hard_negatives=kw["hard_negatives"], device=kw["device"], threads=kw["threads"],
+                         precision=kw["precision"], grouping=kw["grouping"])
     config.validate()
     docs, validation = validation_split(docs, kw["validation_share"])
     negatives = None
@@ -115,8 +131,10 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
         result = train(docs, out, config, negatives=negatives, data_name=data, resume=kw["resume"], tracker=tracker)
         loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a"
         echo_err(f"trained on {result.pairs} pairs from {result.documents} documents "
-                 f"({result.skipped_documents} without keyphrases) in {result.steps} steps, {result.seconds:.0f}s; "
-                 f"final loss {loss}" + (f"; resumed from {result.resumed_from}" if result.resumed_from else ""))
+                 f"({result.skipped_documents} without keyphrases) in {result.steps} steps, {result.seconds:.0f}s "
+                 f"({result.card.get('training', {}).get('documents_per_s')} documents/s, "
+                 f"{result.card.get('training', {}).get('precision')}); final loss {loss}"
+                 + (f"; resumed from {result.resumed_from}" if result.resumed_from else ""))
         if backend is not None and validation:
             ranker = Ranker.load(result.model_dir, device=kw["device"], threads=kw["threads"])
             try:
