@@ -56,17 +56,11 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from . import evaluate
+    from . import bart, cluster, demo, enrich, evaluate, ranking, report, retrieval, serve, vocab
 
-    for cmd in evaluate.COMMANDS:
+    for cmd in (*evaluate.COMMANDS, vocab.vocab, report.report_cmd, bart.bart_group, *retrieval.COMMANDS,
+                *ranking.COMMANDS, *demo.COMMANDS, *enrich.COMMANDS, *serve.COMMANDS, *cluster.COMMANDS):
         main.add_command(cmd)
-    from .vocab import vocab; main.add_command(vocab)  # noqa: E702
-    from .report import report_cmd; main.add_command(report_cmd)  # noqa: E702
-    from .bart import bart_group; main.add_command(bart_group)  # noqa: E702
-    from . import retrieval; [main.add_command(c) for c in retrieval.COMMANDS]  # noqa: E702
-    from . import ranking; [main.add_command(c) for c in ranking.COMMANDS]  # noqa: E702
-    from . import demo; [main.add_command(c) for c in demo.COMMANDS]  # noqa: E702
-    from . import enrich; [main.add_command(c) for c in enrich.COMMANDS]  # noqa: E702
 
 
 _register()
