@@ -6,6 +6,14 @@ Layout of an index directory::
     index/            the BM25 weight matrix and the term vocabulary (bm25s format)
     index/rows.jsonl  id and keyphrases of each row of the matrix
     manifest.json     parameters, the log size the index was built from, the document count
+    esrank-index.json the marker: esrank's format name and version, written first and never rewritten
+    .lock             flock'ed (exclusive, non-blocking) by every writer: a second writer stops at once
+
+The index owns its directory: esrank writes (and ``--overwrite`` empties) only a directory that carries the
+marker, is empty, or does not exist yet (an index made before the marker existed is recognised by its
+version-1 manifest next to the log, and gets the marker at its next write). Everything but the log is
+derived from it: a missing, partial or unreadable manifest or matrix (a crash between two steps of a rebuild)
+is rebuilt from the log when the index is opened.
 
 Adding documents appends them to the log (flushed and fsync'ed per batch, so an interrupted load loses
 nothing it reported as indexed) and then rebuilds the BM25 matrices from the whole log: bm25s has no
@@ -15,18 +23,20 @@ was not built from (a load was interrupted), the index is rebuilt when it is ope
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
 from ..corpus import Document
-from ..errors import BackendError, ConfigError
-from .base import BulkResult, Neighbour
+from ..errors import BackendError, ConfigError, EsrankError
+from .base import Backend, BulkResult, Neighbour
 from .bm25_index import Analyzer, Scorer, bm25_matrix
 from .mappings import EMBEDDED, load_mapping
 from .query import DEFAULT_MAX_TERMS, query_text, top_terms
@@ -38,6 +48,19 @@ LOG_NAME = "documents.jsonl"
 MANIFEST = "manifest.json"
 ROWS = "index/rows.jsonl"  # id and keyphrases of each matrix row
 FORMAT_VERSION = 1
+MARKER = "esrank-index.json"  # written first, never rewritten: this directory is an esrank embedded index
+MARKER_FORMAT = "esrank-embedded-index"
+LOCK = ".lock"  # flock'ed by every writer
+_BAD_NAME_CHARS = set(' "*\\<|,>/?#:')
+
+
+def check_embedded_index_name(index: str) -> str:
+    """The index name if valid (lowercase; no whitespace, ``*``, ``:``, ``/`` or other special characters)."""
+    if (not index or index != index.lower() or any(c in _BAD_NAME_CHARS or c.isspace() for c in index)
+            or index[0] in "-_+." or len(index.encode()) > 255):
+        raise ConfigError(f"invalid index name {index!r} (lowercase letters, digits, '-', '_', '.', '+'; "
+                          "no spaces or special characters; not starting with '-', '_', '+' or '.')")
+    return index
 
 
 def default_index_path(index: str) -> Path:
@@ -47,16 +70,14 @@ def default_index_path(index: str) -> Path:
     return Path(base) / "indexes" / index
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(Backend):
     """A bm25s index persisted to a directory (see the module docstring)."""
 
     name = "embedded"
 
     def __init__(self, index: str, path: str | Path | None = None, *,
                  max_query_terms: int = DEFAULT_MAX_TERMS) -> None:
-        if not index or "/" in index or index.startswith("."):
-            raise ConfigError(f"invalid index name {index!r}")
-        self.index = index
+        self.index = check_embedded_index_name(index)
         self.path = Path(path) if path is not None else default_index_path(index)
         self.max_query_terms = max_query_terms
         conf = load_mapping(EMBEDDED)
@@ -75,44 +96,134 @@ class EmbeddedBackend:
         self._idf_cache: np.ndarray | None = None
         self._analyzer: Analyzer | None = None
         self._opened = False
+        self._lock_fh: Any = None  # the open lock file while this object holds the write lock
+        self._lock_depth = 0
+        self._manifest_mtime: int | None = None
         # times the tokenisation of each rebuild when set, e.g. to a CostTracker's ``stage``
         self.stage: Callable[..., ContextManager[Any]] | None = None
+
+    # -- ownership and locking -------------------------------------------------------------------
+    def _is_ours(self) -> bool:
+        """Whether the directory carries esrank's marker (or is an index made before the marker existed)."""
+        marker = self.path / MARKER
+        if marker.exists():
+            try:
+                info = json.loads(marker.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return False
+            return isinstance(info, dict) and info.get("format") == MARKER_FORMAT
+        try:  # an index of esrank 0.x: a version-1 manifest next to the document log
+            manifest = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return (isinstance(manifest, dict) and manifest.get("format") == 1 and "log_lines" in manifest
+                and (self.path / LOG_NAME).is_file())
+
+    def _check_writable(self) -> None:
+        """Refuse a path that is a file, or a non-empty directory that is not an index of ours (writes nothing)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError("is a file, not an index directory", source=str(self.path))
+        if self.path.is_dir() and not self._is_ours() and any(
+                e.name not in (LOCK, MARKER + ".tmp") for e in self.path.iterdir()):
+            raise ConfigError(f"is not empty and is not an esrank index (no {MARKER}); refusing to write into it: "
+                              "choose another --path", source=str(self.path))
+
+    def _claim(self) -> None:
+        """Make the directory an index of ours (checked again under the write lock; then the marker)."""
+        self._check_writable()
+        if not (self.path / MARKER).exists():
+            _write_atomic(self.path / MARKER, json.dumps({"format": MARKER_FORMAT, "version": FORMAT_VERSION}))
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the index's exclusive write lock (``fcntl.flock``); another writer gets an error at once."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        fh = open(self.path / LOCK, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise BackendError(f"embedded index '{self.index}' at {self.path} is being written by another "
+                               "process (esrank load?); run this again when it has finished") from None
+        self._lock_fh, self._lock_depth = fh, 1
+        try:
+            yield
+        finally:
+            self._lock_depth = 0
+            self._lock_fh = None
+            fh.close()  # releases the lock
 
     # -- lifecycle -------------------------------------------------------------------------------
     def create(self, *, overwrite: bool = False) -> None:
         """Create the index directory (or open the existing index; ``overwrite`` empties it)."""
-        if overwrite and self.path.exists():
-            if not (self.path / MANIFEST).exists() and any(self.path.iterdir()):
-                raise ConfigError(f"{self.path} exists and is not an esrank index; refusing to delete it")
-            shutil.rmtree(self.path)
+        self._check_writable()
         self.path.mkdir(parents=True, exist_ok=True)
-        if not (self.path / MANIFEST).exists():
-            (self.path / LOG_NAME).touch()
-            self._rebuild()
-        else:
-            self.open()
+        with self._writing():
+            self._claim()
+            if overwrite:
+                for entry in self.path.iterdir():
+                    if entry.name in (MARKER, LOCK):
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+            if not (self.path / MANIFEST).exists():
+                (self.path / LOG_NAME).touch()
+                self._rebuild()
+            else:
+                self.open()
 
     def open(self) -> None:
-        """Open an existing index (rebuilding it when an interrupted load left unindexed documents)."""
-        manifest_path = self.path / MANIFEST
-        if not manifest_path.exists():
+        """Open an existing index; rebuild it from the document log when an interrupted load or a crash left
+        the matrices missing, partial or older than the log."""
+        if not self.path.is_dir() or not self._is_ours():
             raise BackendError(f"no embedded index '{self.index}' at {self.path} (run esrank load first)")
-        manifest = json.loads(manifest_path.read_text())
+        if not (self.path / LOG_NAME).is_file():
+            raise BackendError(f"embedded index '{self.index}' at {self.path} has no document log ({LOG_NAME}); "
+                               "rebuild it with esrank load --overwrite", source=str(self.path))
+        try:
+            manifest = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError):
+            log.warning("index %s: manifest missing or unreadable; rebuilding from the document log", self.index)
+            self._recover()
+            return
         if manifest.get("format") != FORMAT_VERSION:
-            raise BackendError(f"{self.path}: index format {manifest.get('format')} is not supported; reload it")
-        if manifest.get("log_bytes") == (self.path / LOG_NAME).stat().st_size and (self.path / ROWS).exists():
-            with open(self.path / ROWS, encoding="utf-8") as fh:  # fast path: the log is as the index saw it
-                self._rows = [(r[0], tuple(r[1])) for r in map(json.loads, fh)]
-            self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
-            self._log_lines = int(manifest["log_lines"])
-            self._load_matrices()
-            return
-        self._scan_log()
-        if manifest.get("log_lines") != self._log_lines:
+            raise BackendError(f"{self.path}: index format {manifest.get('format')} is not supported by this "
+                               f"esrank (format {FORMAT_VERSION}); rebuild it with esrank load --overwrite")
+        try:
+            if (manifest.get("log_bytes") == (self.path / LOG_NAME).stat().st_size
+                    and (self.path / ROWS).exists()):
+                with open(self.path / ROWS, encoding="utf-8") as fh:  # fast path: the log is as the index saw it
+                    self._rows = [(r[0], tuple(r[1])) for r in map(json.loads, fh)]
+                self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
+                self._log_lines = int(manifest["log_lines"])
+                self._load_matrices()
+                return
+            self._scan_log()
+            if manifest.get("log_lines") == self._log_lines:
+                self._load_matrices()
+                return
             log.warning("index %s: rebuilding from its document log (an earlier load was interrupted)", self.index)
+        except EsrankError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any damage to the derived files: they are rebuilt from the log
+            log.warning("index %s: the BM25 matrices are damaged (%s); rebuilding from the document log",
+                        self.index, type(e).__name__)
+        self._recover()
+
+    def _recover(self) -> None:
+        """Rebuild from the document log, under the write lock."""
+        with self._writing():
             self._rebuild()
-            return
-        self._load_matrices()
 
     def close(self) -> None:
         """Drop the matrices from memory (every write was flushed when it happened)."""
@@ -193,6 +304,14 @@ class EmbeddedBackend:
         """Append documents to the log (fsync per batch), then rebuild the BM25 matrices once."""
         if not (self.path / MANIFEST).exists():
             self.create()
+        self._check_writable()
+        with self._writing():
+            self._claim()
+            return self._bulk_add(documents, batch_size)
+
+    def _bulk_add(self, documents: Iterable[Document], batch_size: int) -> BulkResult:
+        if not self._opened or (self.path / MANIFEST).stat().st_mtime_ns != self._manifest_mtime:
+            self.open()  # another process may have written since this object opened the index
         result = BulkResult()
         batch: list[Document] = []
         with open(self.path / LOG_NAME, "a", encoding="utf-8") as fh:
@@ -308,9 +427,8 @@ class EmbeddedBackend:
         manifest = {"format": FORMAT_VERSION, "index": self.index, "documents": len(self._rows),
                     "log_lines": n, "log_bytes": (self.path / LOG_NAME).stat().st_size, "k1": self.k1, "b": self.b, "method": self.method,
                     "stemmer": self.stemmer_language, "stopwords": self.stopwords}
-        tmp = self.path / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, self.path / MANIFEST)
+        _write_atomic(self.path / MANIFEST, json.dumps(manifest, indent=1))
+        self._manifest_mtime = (self.path / MANIFEST).stat().st_mtime_ns
         self._retriever = retriever
         self._scorer_cache = None
         self._idf_cache = None
@@ -321,8 +439,23 @@ class EmbeddedBackend:
         import bm25s
 
         retriever = bm25s.BM25.load(self.path / "index", show_progress=False, verbosity=0)
+        sc = retriever.scores
+        if (int(sc["num_docs"]) != len(self._rows) or len(sc["indptr"]) != len(retriever.vocab_dict) + 1
+                or len(sc["data"]) != len(sc["indices"]) or int(sc["indptr"][-1]) != len(sc["data"])):
+            raise ValueError("the matrices do not match the document rows")
+        self._manifest_mtime = (self.path / MANIFEST).stat().st_mtime_ns
         self._retriever = retriever
         self._scorer_cache = None
         self._idf_cache = None
         self._analyzer = Analyzer(self.stemmer_language, self.stopwords, vocab=retriever.vocab_dict)
         self._opened = True
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a small file by writing a temporary file next to it, fsync'ing it and renaming it into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
