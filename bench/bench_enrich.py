@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import machine_facts  # noqa: E402
 from esrank.corpus import Document, read_documents, sample_corpus_path  # noqa: E402
 from esrank.enrich.scan import PointInTime  # noqa: E402
-from esrank.retrieval.connection import Connection, ConnectionConfig  # noqa: E402
+from esrank.retrieval.cluster import Cluster, ConnectionConfig  # noqa: E402
 from esrank.retrieval.factory import BackendOptions, open_backend, resolve_kind  # noqa: E402
 
 CONFIGS = {"1 worker": [], "2 workers (--slices 2)": ["--slices", "2"], "2 processes (--slice-max 2)": None}
@@ -38,12 +38,12 @@ CONFIGS = {"1 worker": [], "2 workers (--slices 2)": ["--slices", "2"], "2 proce
 
 def prepare(url: str, n: int) -> tuple[str, str]:
     """A training index of the sample and a target index of ``n`` copies of it."""
-    kind = resolve_kind(BackendOptions("x", url=url))
+    kind = resolve_kind(BackendOptions.server("x", url))
     sample = list(read_documents(sample_corpus_path()))
-    training = open_backend(BackendOptions("bench-enrich-kp", backend=kind, url=url), create=True, overwrite=True)
+    training = open_backend(BackendOptions.server("bench-enrich-kp", url, backend=kind), create=True, overwrite=True)
     training.bulk_add(sample)
     training.close()
-    target = open_backend(BackendOptions("bench-enrich-docs", backend=kind, url=url), create=True, overwrite=True)
+    target = open_backend(BackendOptions.server("bench-enrich-docs", url, backend=kind), create=True, overwrite=True)
     copies = (Document(f"{d.id}-{i}", d.title, d.text) for i in range(n // len(sample) + 1) for d in sample)
     target.bulk_add(c for j, c in enumerate(copies) if j < n)
     target.close()
@@ -71,7 +71,7 @@ def run(url: str, training: str, target: str, method: str, name: str, n: int) ->
     extra = CONFIGS[name]
     t = time.perf_counter()
     if extra is None:  # two "machines" sharing one point in time, as docs/enrich.md describes
-        conn = Connection(ConnectionConfig(url), resolve_kind(BackendOptions("x", url=url)))
+        conn = Cluster.connect(ConnectionConfig(url))
         with PointInTime(conn, target, "10m") as pit:
             procs = [subprocess.Popen(command(url, training, target, method, [
                 "--slice-max", "2", "--slice-id", str(i), "--pit-id", str(pit.id)]),
@@ -82,7 +82,7 @@ def run(url: str, training: str, target: str, method: str, name: str, n: int) ->
                 if p.returncode:
                     raise SystemExit(err.decode())
                 parts.append(_enrich_seconds(err))
-        conn.client.close()
+        conn.close()
     else:
         p = subprocess.run(command(url, training, target, method, extra), env=env, capture_output=True)
         if p.returncode:
@@ -113,8 +113,7 @@ def main() -> None:
     if not args.url:
         raise SystemExit("give --url (or ESRANK_URL) or --start-server")
     try:
-        conn = Connection(ConnectionConfig(args.url), resolve_kind(BackendOptions("x", url=args.url)))
-        conn.check_version()
+        conn = Cluster.connect(ConnectionConfig(args.url))
         training, target = prepare(args.url, args.docs)
         print(f"{machine_facts()}; {conn.kind} {conn.version}; {args.docs} target documents, k=5, top-n 10")
         print("\n| method | workers | enrichment docs/s best | median | ratio | command docs/s best | median | ratio |"

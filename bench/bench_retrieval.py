@@ -155,7 +155,7 @@ def main() -> None:
                 if kind == "embedded":
                     opts = BackendOptions(f"bench-{n}", backend="embedded", path=Path(tmp) / f"b{n}")
                 elif urls.get(kind):
-                    opts = BackendOptions(f"bench-{n}", backend=kind, url=urls[kind], timeout=300)
+                    opts = BackendOptions.server(f"bench-{n}", urls[kind], backend=kind, timeout=300)
                 else:
                     print(f"| {kind} | {n} | (no server: give --{kind[:2]}-url or --start-servers) | | | | |")
                     continue

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from esrank.commands import main
 from esrank.corpus import read_documents, sample_corpus_path
-from esrank.retrieval.connection import Connection, ConnectionConfig
+from esrank.retrieval.cluster import Cluster as EsCluster, ConnectionConfig, _make_client
 from esrank.retrieval.factory import BackendOptions, open_backend
 
 SERVER_KINDS = [pytest.param("elasticsearch", marks=pytest.mark.server),
@@ -37,7 +37,7 @@ class Cluster:
     def load_sample(self, prefix: str = "kp") -> str:
         """A training index of the 90 sample documents (title, text, keyphrases), created by esrank."""
         index = self.name(prefix)
-        backend = open_backend(BackendOptions(index, backend=self.kind, url=self.url), create=True)
+        backend = open_backend(BackendOptions.server(index, self.url, backend=self.kind), create=True)
         assert not backend.bulk_add(SAMPLE).failed
         backend.close()
         return index
@@ -64,13 +64,15 @@ def get(resp: Any) -> Any:
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     kind = request.param
     server = request.getfixturevalue("es_server" if kind == "elasticsearch" else "os_server")
-    conn = Connection(ConnectionConfig(server.url), kind)
-    c = Cluster(kind, server.url, conn.client, [])
+    client = _make_client(ConnectionConfig(server.url), kind)
+    c = Cluster(kind, server.url, client, [])
     yield c
-    for index in c.made:
-        conn.client.indices.delete(index=index, ignore_unavailable=True) if kind == "elasticsearch" else \
-            conn.client.indices.delete(index=index, params={"ignore_unavailable": "true"})
-    conn.client.close()
+    with EsCluster(ConnectionConfig(server.url), kind) as es:
+        for index in c.made:
+            for concrete in es.alias_indices(index):
+                es.delete_index(concrete)
+            es.delete_index(index)
+    client.close()
 
 
 def enrich(cluster: Cluster, *args: str) -> Any:

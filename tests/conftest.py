@@ -92,7 +92,7 @@ def backend_options(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[
         index = f"{name}-{uuid.uuid4().hex[:8]}"
         if kind == "embedded":
             return BackendOptions(index, backend="embedded", path=tmp_path / index, **kw)  # type: ignore[arg-type]
-        return BackendOptions(index, backend=kind, url=url, **kw)  # type: ignore[arg-type]
+        return BackendOptions.server(index, url, backend=kind, **kw)  # type: ignore[arg-type]
 
     make.kind = kind  # type: ignore[attr-defined]
     return make

@@ -3,7 +3,8 @@
 A distribution is fetched once with Maven (``mvn dependency:get``) into the local Maven repository,
 unpacked into ``~/.cache/esrank/test-servers/`` (``ESRANK_TEST_SERVER_CACHE`` overrides), and run
 with the machine's Java on a free loopback port with a throw-away data directory. OpenSearch gets
-the ``analysis-common`` module (a jar on Maven Central) so the English analyzer exists there; the
+the ``analysis-common`` and ``mapper-extras`` modules (jars on Maven Central) so the English analyzer and
+``rank_features`` exist there; the
 Elasticsearch integ-test zip has no such module and exercises esrank's analyzer fallback.
 """
 from __future__ import annotations
@@ -42,7 +43,9 @@ ELASTICSEARCH = Distribution("elasticsearch", "org.elasticsearch.distribution.in
 OPENSEARCH = Distribution(
     "opensearch", "org.opensearch.distribution.integ-test-zip", os.environ.get("ESRANK_TEST_OS_VERSION", "2.19.6"),
     extra_modules=(("org.opensearch.plugin", "analysis-common", "analysis-common",
-                    "org.opensearch.analysis.common.CommonAnalysisPlugin"),),
+                    "org.opensearch.analysis.common.CommonAnalysisPlugin"),
+                   ("org.opensearch.plugin", "mapper-extras-client", "mapper-extras",
+                    "org.opensearch.index.mapper.MapperExtrasPlugin")),
 )
 
 
@@ -93,7 +96,9 @@ def fetch(group: str, artifact: str, version: str, ext: str) -> Path:
 
 def install(dist: Distribution) -> Path:
     """Unpack a distribution (and its extra modules) into the cache; returns its home directory."""
-    home = cache_dir() / f"{dist.kind}-{dist.version}"
+    # the set of extra modules is part of the name: a changed set unpacks anew, beside running servers
+    extras = "".join(f"+{m}" for _, _, m, _ in dist.extra_modules if m != "analysis-common")
+    home = cache_dir() / f"{dist.kind}-{dist.version}{extras}"
     marker = home / ".esrank-ready"
     if marker.exists():
         return home

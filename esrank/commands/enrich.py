@@ -63,6 +63,11 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
               help="Sample documents printed by --dry-run.")
 @click.option("--resume", is_flag=True,
               help="After an interruption: do not even read the documents this model and version already enriched.")
+@click.option("--allow-wildcards", is_flag=True, envvar="ESRANK_ALLOW_WILDCARDS",
+              help="Accept a --target-index pattern (*, ?) or comma list; it may match the training index too.")
+@click.option("--install-template", "template_pattern", default=None, envvar="ESRANK_INSTALL_TEMPLATE",
+              metavar="PATTERN", help="Also install the enrichment field as a component template composed into an "
+                                      "index template for PATTERN (e.g. 'papers-*'), so new indices get it.")
 @click.option("--force", is_flag=True, help="Enrich again documents already enriched by this model and version.")
 @click.option("--enrichment-version", "version", default=None, envvar="ESRANK_ENRICHMENT_VERSION",
               help="Version stamp written with the keyphrases (default: esrank's version + a fingerprint of the "
@@ -98,7 +103,14 @@ def enrich_cmd(**kw: Any) -> None:
         query=query, k=kw["k"], batch_size=kw["batch_size"], slices=kw["slices"], slice_id=kw["slice_id"],
         slice_max=kw["slice_max"], dry_run=kw["dry_run"], samples=kw["samples"], resume=kw["resume"],
         force=kw["force"], exclude_self=kw["exclude_self"], rate=kw["rate"], version=kw["version"],
-        pit_id=kw["pit_id"])
+        pit_id=kw["pit_id"], allow_wildcards=kw["allow_wildcards"])
+    if kw["template_pattern"]:
+        from ..enrich.write import install_template
+        from ..retrieval.factory import connect
+
+        settings.validate()
+        with connect(options) as cluster:
+            echo_err(f"esrank: {install_template(cluster, kw['template_pattern'], settings.field)}")
     report = enrich_index(options, settings, method=kw["method"], model=kw["model"], device=kw["device"],
                           precision=kw["precision"], threads=kw["threads"], tracker=tracker,
                           max_seq_length=kw["max_doc_tokens"])

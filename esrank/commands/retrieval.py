@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import click
 
+from ..errors import ConfigError
+from ..retrieval.cluster import ConnectionConfig
 from ..cost import cost_options, tracker_from_options
 from ..retrieval.factory import BACKENDS, BackendOptions
 from .common import check_outputs, echo_err, fields_from, input_options, read_input, warn
@@ -86,13 +88,14 @@ def backend_options_from(kw: dict[str, Any]) -> BackendOptions:
     if isinstance(kw.get("options"), BackendOptions):  # already built by the backend_options decorator
         options: BackendOptions = kw.pop("options")
         return options
-    return BackendOptions(
-        index=kw.pop("index"), backend=kw.pop("backend"), url=kw.pop("url"), path=kw.pop("path"),
-        api_key=os.environ.get("ESRANK_API_KEY") or None, username=kw.pop("username"),
-        password=os.environ.get("ESRANK_PASSWORD") or None, ca_certs=kw.pop("ca_certs"),
-        verify_certs=not kw.pop("insecure"), timeout=kw.pop("timeout"), max_retries=kw.pop("max_retries"),
-        max_query_terms=kw.pop("max_query_terms"),
-    )
+    url, username, ca_certs = kw.pop("url"), kw.pop("username"), kw.pop("ca_certs")
+    insecure, timeout, max_retries = kw.pop("insecure"), kw.pop("timeout"), kw.pop("max_retries")
+    connection = ConnectionConfig(
+        url, api_key=os.environ.get("ESRANK_API_KEY") or None, username=username,
+        password=os.environ.get("ESRANK_PASSWORD") or None, ca_certs=ca_certs, verify_certs=not insecure,
+        timeout=timeout, max_retries=max_retries) if url else None
+    return BackendOptions(index=kw.pop("index"), backend=kw.pop("backend"), connection=connection,
+                          path=kw.pop("path"), max_query_terms=kw.pop("max_query_terms"))
 
 
 @click.command("load")
@@ -104,6 +107,11 @@ def backend_options_from(kw: dict[str, Any]) -> BackendOptions:
 @click.option("--resume", is_flag=True, help="Do not send documents the index already holds (after an "
                                                "interrupted load).")
 @click.option("--overwrite", is_flag=True, help="Delete and recreate the index first.")
+@click.option("--alias", is_flag=True, envvar="ESRANK_ALIAS",
+              help="Server only: --index names an alias; load into a new index INDEX-<timestamp> and switch the "
+                   "alias to it atomically once the load is complete (searchers never see a missing or partial "
+                   "index). The indices the alias pointed to are then deleted, unless --keep-old.")
+@click.option("--keep-old", is_flag=True, help="With --alias: keep the indices the alias pointed to before.")
 @click.option("--dead-letter", type=click.Path(dir_okay=False), default=None, envvar="ESRANK_DEAD_LETTER",
               help="Where documents that failed to index go, with the reason (default: INDEX.failed.jsonl, "
                    "written only when something fails; INDEX.failed.retry.jsonl when the input is "
@@ -131,7 +139,9 @@ def load_cmd(data: str, **kw: Any) -> None:
     options = backend_options_from(kw)
     dead_letter = dead_letter_path(kw["dead_letter"], options.index, data)
     check_outputs({"--dead-letter": dead_letter, "--rejects": kw["rejects"]}, {"DATA": data})
-    backend = open_backend(options, create=True, overwrite=kw["overwrite"])
+    if kw["keep_old"] and not kw["alias"]:
+        raise ConfigError("--keep-old goes with --alias")
+    backend = open_backend(options, create=True, overwrite=kw["overwrite"], alias=kw["alias"], resume=kw["resume"])
     if isinstance(backend, EmbeddedBackend):  # a server analyses documents while indexing them: one stage
         backend.stage = tracker.stage
     try:
@@ -140,6 +150,13 @@ def load_cmd(data: str, **kw: Any) -> None:
                                  rejects=kw["rejects"], batch_size=kw["batch_size"], resume=kw["resume"],
                                  dead_letter=dead_letter)
             rec.items = report.indexed
+        if kw["alias"] and not report.failed:
+            old = backend.finish_alias_load(keep_old=kw["keep_old"])  # type: ignore[attr-defined]
+            echo_err(f"esrank: alias '{options.index}' now points to '{report.index}'"
+                     + (f" (was {', '.join(old)}{', kept' if kw['keep_old'] else ', deleted'})" if old else ""))
+        elif kw["alias"]:
+            echo_err(f"esrank: alias '{options.index}' left as it was: '{report.index}' is incomplete; run the "
+                     "same command with --resume to finish it")
     finally:
         backend.close()
     echo_err(report.summary())

@@ -26,12 +26,13 @@ from ..corpus import Document
 from ..errors import ConfigError
 from ..predictions import Prediction
 from ..progress import bar
-from ..ranking.pipeline import RankSettings, candidate_pools
-from ..ranking.ranker import Ranker, RankStats, vote_rank_pools
-from ..retrieval.connection import Connection
-from ..retrieval.factory import BackendOptions, open_backend
+from ..ranking import pipeline
+from ..ranking.pipeline import RankSettings, rank_documents
+from ..ranking.ranker import Ranker, RankStats
+from ..retrieval.cluster import WILDCARD_CHARS, Cluster, check_index_name
+from ..retrieval.factory import BackendOptions, connect, open_backend
 from .scan import Hit, PointInTime, SliceSpec, count, reread, scan
-from .write import ensure_mapping, write_updates
+from .write import RANK_FEATURES, ensure_mapping, write_updates
 
 BatchHook = Callable[[Sequence[str]], None]
 
@@ -62,6 +63,7 @@ class EnrichSettings:
     version: str | None = None  # default: esrank version + fingerprint of model and settings
     pit_id: str | None = None  # a point in time opened elsewhere, shared by the machines of one run
     keep_alive: str = "10m"  # of the point in time, renewed by every page
+    allow_wildcards: bool = False  # a target pattern or comma list (it may match the training index too)
 
     def validate(self) -> None:
         """Raise ConfigError on an impossible setting."""
@@ -77,6 +79,11 @@ class EnrichSettings:
             raise ConfigError(f"--slice-id must be between 0 and --slice-max - 1 ({self.slice_max - 1})")
         if self.rate is not None and self.rate <= 0:
             raise ConfigError("--rate must be positive")
+        if any(c in self.target_index for c in WILDCARD_CHARS) and not self.allow_wildcards:
+            raise ConfigError(f"--target-index {self.target_index!r} is a pattern or a list: it may match more "
+                              "indices than meant (the training index too); name one index or alias, or add "
+                              "--allow-wildcards")
+        check_index_name(self.target_index, allow_wildcards=self.allow_wildcards, what="--target-index")
 
 
 @dataclass
@@ -161,16 +168,41 @@ def select(prediction: Prediction, top_n: int, min_score: float | None, only_abs
     return kept[:top_n]
 
 
-def payload(prediction: Prediction, settings: EnrichSettings, model: str, version: str) -> dict[str, Any]:
+def source_hash(source: dict[str, Any], text_fields: Sequence[str]) -> str:
+    """A short hash of the text fields a document is enriched from (to notice a changed source)."""
+    key = json.dumps([text_of(source, f) for f in text_fields], ensure_ascii=False)
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+MIN_FEATURE = 1e-4  # rank_features values must be positive
+
+
+def feature_name(phrase: str) -> str:
+    """A phrase as a ``rank_features`` key (dots would be read as object paths: they become spaces)."""
+    return " ".join(phrase.replace(".", " ").split())
+
+
+def payload(prediction: Prediction, settings: EnrichSettings, model: str, version: str, *,
+            digest: str | None = None, features: bool = False) -> dict[str, Any]:
     """The value written to the enrichment field of one document."""
     kept = select(prediction, settings.top_n, settings.min_score, settings.only_absent)
-    return {
+    value: dict[str, Any] = {
         "keyphrases": [k.to_json() for k in kept],
         "absent": [k.phrase for k in kept if k.category != "P"],
         "model": model,
         "version": version,
         "enriched_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
+    if digest is not None:
+        value["source_hash"] = digest
+    if features:
+        scores: dict[str, float] = {}
+        for k in kept:
+            name = feature_name(k.phrase)
+            if name and name not in scores:
+                scores[name] = max(float(k.score if k.score is not None else 0.0), MIN_FEATURE)
+        value[RANK_FEATURES] = scores
+    return value
 
 
 class _Worker:
@@ -187,7 +219,7 @@ class _Worker:
     def run(self) -> None:
         job, s = self.job, self.job.settings
         started = time.perf_counter()
-        for page in scan(job.conn, job.pit, query=job.query, source=job.source, page_size=s.batch_size,
+        for page in scan(job.cluster, job.pit, query=job.query, source=job.source, page_size=s.batch_size,
                          slice_spec=self.slice_spec):
             if job.stop.is_set():
                 return
@@ -217,14 +249,15 @@ class _Worker:
             if not todo:
                 return
             preds = self.rank([d for _, d in todo])
-            updates = [(h, payload(p, s, job.model, job.version)) for (h, _), p in zip(todo, preds)]
+            updates = [(h, payload(p, s, job.model, job.version, digest=source_hash(h.source, s.text_fields),
+                                   features=job.features)) for (h, _), p in zip(todo, preds)]
             empty = {h.id for h, u in updates if not u["keyphrases"]}
             if s.dry_run:
                 st.enriched += len(updates)
                 st.without_keyphrases += len(empty)
                 job.keep_samples(updates)
                 return
-            res = write_updates(job.conn, s.field, updates)
+            res = write_updates(job.cluster, s.field, updates)
             st.enriched += len(res.written)
             st.without_keyphrases += sum(1 for i in res.written if i in empty)
             st.deleted += len(res.deleted)
@@ -236,19 +269,17 @@ class _Worker:
                 return
             st.redone += len(res.conflicts)
             changed = set(res.conflicts)
-            current = reread(job.conn, [h for h in pending if h.id in changed], job.source)
+            current = reread(job.cluster, [h for h in pending if h.id in changed], job.source)
             st.deleted += sum(1 for v in current.values() if v is None)
             pending = [v for v in current.values() if v is not None]
 
     def rank(self, docs: list[Document]) -> list[Prediction]:
+        """Rank a page through the one ranking path (``esrank.ranking.pipeline.rank_documents``)."""
         s = self.job.settings
-        rs = RankSettings(k=s.k, top_n=None, batch_size=len(docs), exclude_self=self.job.exclude_self)
-        t0 = time.perf_counter()
-        pools = candidate_pools(self.job.backend, docs, rs, tracker=self.tracker)
-        self.rank_stats.retrieval_s += time.perf_counter() - t0
-        if self.ranker is None:
-            return vote_rank_pools(docs, pools, None, stats=self.rank_stats, tracker=self.tracker)
-        return self.ranker.rank_pools(docs, pools, None, tracker=self.tracker)
+        rs = RankSettings(k=s.k, top_n=None, batch_size=len(docs), exclude_self=self.job.exclude_self,
+                          **self.job.method_settings)
+        return list(rank_documents(docs, self.job.backend, self.ranker, rs, tracker=self.tracker,
+                                   stats=self.rank_stats, desc="ranking page"))
 
 
 @dataclass
@@ -256,7 +287,7 @@ class _Job:
     """State shared by the workers of one run."""
 
     settings: EnrichSettings
-    conn: Connection
+    cluster: Cluster
     backend: Any
     model: str
     version: str
@@ -270,11 +301,16 @@ class _Job:
     stop: threading.Event = field(default_factory=threading.Event)
     samples: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    features: bool = False  # write the rank_features sub-field
+    method_settings: dict[str, Any] = field(default_factory=dict)
 
     def is_done(self, hit: Hit) -> bool:
-        """Whether the document already holds an enrichment of this model and version."""
+        """Whether the document holds an enrichment of this model and version, made from its current text."""
         value = hit.source.get(self.settings.field)
-        return isinstance(value, dict) and value.get("model") == self.model and value.get("version") == self.version
+        if not (isinstance(value, dict) and value.get("model") == self.model and value.get("version") == self.version):
+            return False
+        stored = value.get("source_hash")
+        return stored is None or stored == source_hash(hit.source, self.settings.text_fields)
 
     def keep_samples(self, updates: list[tuple[Hit, dict[str, Any]]]) -> None:
         """Remember the first documents of a dry run."""
@@ -293,69 +329,123 @@ def enrichment_version(settings: EnrichSettings, model: str, fingerprint: str, t
     return f"{__version__}+{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def enrich_index(options: BackendOptions, settings: EnrichSettings, *, method: str = "model",
-                 model: str | None = None, device: str = "auto", precision: str = "auto",
-                 threads: int | None = None, tracker: Any = None,
-                 on_batch_read: BatchHook | None = None, max_seq_length: int | None = None) -> EnrichReport:
-    """Enrich the documents of ``settings.target_index`` with keyphrases ranked from the training index
-    ``options.index`` (``method`` ``model``: the bi-encoder; ``vote``: the neighbour-vote baseline)."""
+@dataclass
+class _Setup:
+    """What every pass of a run shares: connections, ranker, model name and version."""
+
+    cluster: Cluster
+    backend: Any
+    ranker: Ranker | None
+    model: str
+    version: str
+    exclude_self: bool
+    source: list[str]
+    features: bool
+    method_settings: dict[str, Any]
+
+
+def _open(options: BackendOptions, settings: EnrichSettings, method: str, model: str | None, device: str,
+          precision: str, threads: int | None, tracker: Any, max_seq_length: int | None) -> _Setup:
+    """Connect to the server, open the training index and load the ranker."""
     settings.validate()
-    if method not in ("model", "vote"):
-        raise ConfigError(f"unknown --method {method!r} (model or vote)")
+    methods = tuple(getattr(pipeline, "METHODS", ("model", "vote")))
+    if method not in methods:
+        raise ConfigError(f"unknown --method {method!r} ({', '.join(methods)})")
     if not options.url:
         raise ConfigError("esrank enrich works on an Elasticsearch/OpenSearch index: give --url (or ESRANK_URL)")
-    backend = open_backend(options)
+    cluster = connect(options)
+    backend = None
     try:
-        conn: Connection = backend.conn  # type: ignore[attr-defined]  # the training index's server
+        backend = open_backend(options)
         ranker = None
-        if method == "model":
+        if method != "vote":
             ranker = Ranker.load(model, device=device, precision=precision, threads=threads,
                                  max_seq_length=max_seq_length)
             if tracker is not None:
                 tracker.set_device(ranker.encoder.device)
             # a model directory is named by its last part (its weights are in the version's fingerprint)
             name = Path(model).name if model and Path(model).exists() else (model or "all-MiniLM-L6-v2")
-            fingerprint = ranker.encoder.fingerprint
+            fingerprint = ranker.encoder.fingerprint + ("" if method == "model" else f"+{method}")
         else:
             name, fingerprint = "vote", "vote"
         version = enrichment_version(settings, name, fingerprint, options.index)
-        report = EnrichReport(EnrichStats(), name, version)
-        query = dict(settings.query) if settings.query else None
-        if settings.resume and not settings.force:
-            done = {"bool": {"filter": [{"term": {f"{settings.field}.model": name}},
-                                        {"term": {f"{settings.field}.version": version}}]}}
-            query = {"bool": {"must": [query or {"match_all": {}}], "must_not": [done]}}
-            report.before = count(conn, settings.target_index, {"bool": {"filter": [settings.query or
-                                                                                    {"match_all": {}}, done]}})
-        if not settings.dry_run:
-            report.mapping = ensure_mapping(conn, settings.target_index, settings.field, settings.text_fields)
         exclude = settings.exclude_self if settings.exclude_self is not None \
             else settings.target_index == options.index
-        source = [*settings.text_fields, f"{settings.field}.model", f"{settings.field}.version"]
-        job = _Job(settings, conn, backend, name, version, query, source, exclude, settings.slices,
-                   on_batch_read=on_batch_read)
-        total = count(conn, settings.target_index, query) if settings.slice_max == 1 else None
-        n = settings.slices
-        specs = [SliceSpec(settings.slice_id * n + i, settings.slice_max * n) for i in range(n)]
-        rankers = [ranker] + [Ranker(ranker.encoder) if ranker is not None else None for _ in range(n - 1)]
-        workers = [_Worker(job, r, spec, tracker if n == 1 else None) for r, spec in zip(rankers, specs)]
-        started = time.perf_counter()
-        with PointInTime(conn, settings.target_index, settings.keep_alive, settings.pit_id) as pit, \
-                bar(total=total, desc="enriching", unit="doc") as progress:
-            job.pit, job.progress = pit, progress
-            stage = tracker.stage("enrichment") if tracker is not None else contextlib.nullcontext()
-            with stage as run:
-                _run_workers(workers, job)
-                seen = sum(w.stats.seen for w in workers)
-                if run is not None:
-                    run.add(seen)
-        for w in workers:
-            report.stats.add(w.stats)
-        report.stats.seconds = time.perf_counter() - started
-        report.samples = job.samples
+        source = [*settings.text_fields, f"{settings.field}.model", f"{settings.field}.version",
+                  f"{settings.field}.source_hash"]
+        method_settings = {"method": method} if "method" in RankSettings.__dataclass_fields__ else {}
+        features = cluster.has_module("mapper-extras")
+        return _Setup(cluster, backend, ranker, name, version, exclude, source, features, method_settings)
+    except BaseException:
+        if backend is not None:
+            backend.close()
+        cluster.close()
+        raise
+
+
+def _not_done(settings: EnrichSettings, model: str, version: str) -> dict[str, Any]:
+    """The documents of the target (and ``--query``) not yet enriched by this model and version."""
+    done = {"bool": {"filter": [{"term": {f"{settings.field}.model": model}},
+                                {"term": {f"{settings.field}.version": version}}]}}
+    return {"bool": {"must": [settings.query or {"match_all": {}}], "must_not": [done]}}
+
+
+def _run_pass(setup: _Setup, settings: EnrichSettings, report: EnrichReport, query: dict[str, Any] | None,
+              tracker: Any, on_batch_read: BatchHook | None, stop: threading.Event | None = None,
+              total: int | None = None) -> EnrichStats:
+    """One pass over the target index (one point in time): read, rank and write every matching document."""
+    cluster = setup.cluster
+    job = _Job(settings, cluster, setup.backend, setup.model, setup.version, query, setup.source,
+               setup.exclude_self, settings.slices, on_batch_read=on_batch_read, features=setup.features,
+               method_settings=setup.method_settings)
+    if stop is not None:
+        job.stop = stop
+    n = settings.slices
+    specs = [SliceSpec(settings.slice_id * n + i, settings.slice_max * n) for i in range(n)]
+    ranker = setup.ranker
+    rankers = [ranker] + [Ranker(ranker.encoder) if ranker is not None else None for _ in range(n - 1)]
+    workers = [_Worker(job, r, spec, tracker if n == 1 else None) for r, spec in zip(rankers, specs)]
+    started = time.perf_counter()
+    stats = EnrichStats()
+    with PointInTime(cluster, settings.target_index, settings.keep_alive, settings.pit_id) as pit, \
+            bar(total=total, desc="enriching", unit="doc") as progress:
+        job.pit, job.progress = pit, progress
+        stage = tracker.stage("enrichment") if tracker is not None else contextlib.nullcontext()
+        with stage as run:
+            _run_workers(workers, job)
+            seen = sum(w.stats.seen for w in workers)
+            if run is not None:
+                run.add(seen)
+    for w in workers:
+        stats.add(w.stats)
+    stats.seconds = time.perf_counter() - started
+    report.samples = job.samples
+    return stats
+
+
+def enrich_index(options: BackendOptions, settings: EnrichSettings, *, method: str = "model",
+                 model: str | None = None, device: str = "auto", precision: str = "auto",
+                 threads: int | None = None, tracker: Any = None,
+                 on_batch_read: BatchHook | None = None, max_seq_length: int | None = None) -> EnrichReport:
+    """Enrich the documents of ``settings.target_index`` with keyphrases ranked from the training index
+    ``options.index`` (``method`` ``model``: the bi-encoder; ``vote``: the neighbour-vote baseline)."""
+    setup = _open(options, settings, method, model, device, precision, threads, tracker, max_seq_length)
+    try:
+        cluster = setup.cluster
+        report = EnrichReport(EnrichStats(), setup.model, setup.version)
+        query = dict(settings.query) if settings.query else None
+        if settings.resume and not settings.force:
+            query = _not_done(settings, setup.model, setup.version)
+            report.before = count(cluster, settings.target_index, {"bool": {"filter": [
+                settings.query or {"match_all": {}}, *query["bool"]["must_not"]]}})
+        if not settings.dry_run:
+            report.mapping = ensure_mapping(cluster, settings.target_index, settings.field, settings.text_fields)
+        total = count(cluster, settings.target_index, query) if settings.slice_max == 1 else None
+        report.stats = _run_pass(setup, settings, report, query, tracker, on_batch_read, total=total)
         return report
     finally:
-        backend.close()
+        setup.backend.close()
+        setup.cluster.close()
 
 
 def _run_workers(workers: list[_Worker], job: _Job) -> None:

@@ -1,24 +1,17 @@
 """Reading a live index for enrichment: point-in-time + ``search_after`` pages (optionally one slice of
 them), and real-time re-reads of documents that changed while they were being enriched.
 
-Elasticsearch 8.x and OpenSearch 2.x name the point-in-time API differently (``open_point_in_time`` /
-``create_pit``); both are hidden behind ``PointInTime``. Every hit carries ``_seq_no`` and
+The point-in-time API differs between Elasticsearch and OpenSearch; ``esrank.retrieval.cluster`` hides it.
+Every hit carries ``_seq_no`` and
 ``_primary_term`` so the write-back can use optimistic concurrency control.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from ..errors import ConfigError
-from ..retrieval.connection import Connection, body
-
-
-# The unique, stable order a point in time is paged in: Elasticsearch's ``_shard_doc`` tiebreaker;
-# OpenSearch 2.x has none (it came in 3.3), so the Lucene doc id there, tie-broken by ``_id``.
-SORT: dict[str, list[dict[str, str]]] = {"elasticsearch": [{"_shard_doc": "asc"}],
-                                         "opensearch": [{"_doc": "asc"}, {"_id": "asc"}]}
+from ..retrieval.cluster import Cluster
 
 
 @dataclass
@@ -30,6 +23,11 @@ class Hit:
     seq_no: int
     primary_term: int
     source: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, h: dict[str, Any]) -> "Hit":
+        """A hit from a search or get answer (with ``_seq_no`` / ``_primary_term``)."""
+        return cls(h["_index"], h["_id"], int(h["_seq_no"]), int(h["_primary_term"]), h.get("_source") or {})
 
 
 @dataclass(frozen=True)
@@ -45,58 +43,41 @@ class SliceSpec:
 
 
 class PointInTime:
-    """A point in time on an index, opened on enter and closed on exit (both server kinds)."""
+    """A point in time on an index, opened on enter and closed on exit."""
 
-    def __init__(self, conn: Connection, index: str, keep_alive: str = "5m", shared_id: str | None = None) -> None:
-        self.conn = conn
+    def __init__(self, cluster: Cluster, index: str, keep_alive: str = "5m", shared_id: str | None = None) -> None:
+        self.cluster = cluster
         self.index = index
         self.keep_alive = keep_alive
         self.id: str | None = shared_id
         self.owned = shared_id is None  # a point in time given by id (shared by machines) is left open
 
     def __enter__(self) -> "PointInTime":
-        if not self.owned:
-            return self
-        c = self.conn.client
-        if self.conn.kind == "elasticsearch":
-            resp = body(self.conn.call("open point in time",
-                                       lambda: c.open_point_in_time(index=self.index, keep_alive=self.keep_alive)))
-            self.id = resp["id"]
-        else:
-            resp = body(self.conn.call("create point in time",
-                                       lambda: c.create_pit(index=self.index, keep_alive=self.keep_alive)))
-            self.id = resp["pit_id"]
+        if self.owned:
+            self.id = self.cluster.open_pit(self.index, self.keep_alive)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.id is None or not self.owned:
             return
-        c = self.conn.client
-        pit_id = self.id
-        self.id = None
-        try:
-            if self.conn.kind == "elasticsearch":
-                c.close_point_in_time(id=pit_id)
-            else:
-                c.delete_pit(body={"pit_id": [pit_id]})
-        except Exception:  # noqa: BLE001 - the point in time expires by itself after keep_alive
-            pass
+        pit_id, self.id = self.id, None
+        self.cluster.close_pit(pit_id)
 
 
-def scan(conn: Connection, pit: PointInTime, *, query: dict[str, Any] | None = None, source: Sequence[str] = (),
+def scan(cluster: Cluster, pit: PointInTime, *, query: dict[str, Any] | None = None, source: Sequence[str] = (),
          page_size: int = 100, slice_spec: SliceSpec = SliceSpec()) -> Iterator[list[Hit]]:
     """Pages of hits over an open point in time (one slice of it when ``slice_spec.max`` > 1).
 
     Slices split each shard by Lucene document id, which is stable within one point in time only: workers
     that share an index must share the point in time (see ``PointInTime``'s ``shared_id``).
     """
-    pit_id = pit.id
+    assert pit.id is not None
+    pit_id: str = pit.id
     after: list[Any] | None = None
-    c = conn.client
     while True:
         req: dict[str, Any] = {
-            "pit": {"id": pit_id, "keep_alive": pit.keep_alive}, "size": page_size,
-            "sort": SORT[conn.kind], "seq_no_primary_term": True, "track_total_hits": False,
+            "pit": cluster.pit_body(pit_id, pit.keep_alive), "size": page_size, "sort": cluster.pit_sort,
+            "seq_no_primary_term": True, "track_total_hits": False,
             "_source": list(source) if source else True,
         }
         if query:
@@ -105,42 +86,27 @@ def scan(conn: Connection, pit: PointInTime, *, query: dict[str, Any] | None = N
             req["slice"] = {"id": slice_spec.id, "max": slice_spec.max}
         if after is not None:
             req["search_after"] = after
-        with warnings.catch_warnings():  # OpenSearch warns on every page that sorts on _id (see SORT)
-            warnings.filterwarnings("ignore", message=".*fielddata on the _id field")
-            resp = body(conn.call(f"read '{pit.index}'", lambda: c.search(body=req)))
+        resp = cluster.search(None, req, what=f"read '{pit.index}'")
         pit_id = resp.get("pit_id", pit_id)
         hits = resp["hits"]["hits"]
         if not hits:
             return
-        yield [Hit(h["_index"], h["_id"], int(h["_seq_no"]), int(h["_primary_term"]), h.get("_source") or {})
-               for h in hits]
+        yield [Hit.from_json(h) for h in hits]
         after = hits[-1]["sort"]
         if len(hits) < page_size:
             return
 
 
-def count(conn: Connection, index: str, query: dict[str, Any] | None = None) -> int:
+def count(cluster: Cluster, index: str, query: dict[str, Any] | None = None) -> int:
     """How many documents of ``index`` match ``query`` (all without one)."""
-    c = conn.client
-    req = {"query": query} if query else {}
-    return int(body(conn.call(f"count '{index}'", lambda: c.count(index=index, body=req)))["count"])
+    return cluster.count(index, query)
 
 
-def reread(conn: Connection, hits: Sequence[Hit], source: Sequence[str] = ()) -> dict[str, Hit | None]:
+def reread(cluster: Cluster, hits: Sequence[Hit], source: Sequence[str] = ()) -> dict[str, Hit | None]:
     """The current version of each hit's document (real-time ``_mget``); None for a deleted document."""
-    c = conn.client
-    docs = [{"_index": h.index, "_id": h.id} for h in hits]
-    req: dict[str, Any] = {"docs": docs}
-    params: dict[str, Any] = {"_source_includes": ",".join(source)} if source else {}
-    resp = body(conn.call("re-read changed documents", lambda: c.mget(body=req, params=params)
-                          if conn.kind == "opensearch" else c.mget(body=req, source_includes=list(source) or None)))
-    out: dict[str, Hit | None] = {}
-    for h, d in zip(hits, resp["docs"]):
-        if not d.get("found"):
-            out[h.id] = None
-        else:
-            out[h.id] = Hit(d["_index"], d["_id"], int(d["_seq_no"]), int(d["_primary_term"]), d.get("_source") or {})
-    return out
+    docs = cluster.mget([(h.index, h.id) for h in hits], source=list(source) if source else True,
+                        what="re-read changed documents")
+    return {h.id: Hit.from_json(d) if d.get("found") else None for h, d in zip(hits, docs)}
 
 
 def check_query(value: Any) -> dict[str, Any]:

@@ -6,17 +6,18 @@ Items answered 429/502/503/504 are sent again with backoff; a 404 means the docu
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..errors import BackendError, ConfigError
-from ..retrieval.connection import RETRY_STATUS, Connection, body, has_analyzer
+from ..retrieval.cluster import Cluster
 from ..retrieval.mappings import load_mapping
 from .scan import Hit
 
 MAPPING = "enrichment"  # mappings/enrichment.json: english analyzer
 MAPPING_FALLBACK = "enrichment.standard"  # servers without the analysis-common module
+RANK_FEATURES = "scores"  # the rank_features sub-field: phrase → score (needs the mapper-extras module)
+TEMPLATE_PREFIX = "esrank-enrichment"
 
 
 @dataclass
@@ -28,13 +29,6 @@ class WriteResult:
     deleted: list[str] = field(default_factory=list)  # gone since read
     failed: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
     retried: int = 0
-
-
-def get_mappings(conn: Connection, index: str) -> dict[str, dict[str, Any]]:
-    """The mapping of each concrete index behind ``index`` (a name, alias or pattern)."""
-    c = conn.client
-    resp = body(conn.call(f"read the mapping of '{index}'", lambda: c.indices.get_mapping(index=index)))
-    return {name: value.get("mappings", {}) for name, value in resp.items()}
 
 
 def _lookup(properties: dict[str, Any], path: str) -> dict[str, Any] | None:
@@ -49,10 +43,18 @@ def _lookup(properties: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
-def field_mapping(conn: Connection, mappings: dict[str, Any], text_fields: Sequence[str]) -> dict[str, Any]:
+def base_mapping(cluster: Cluster) -> dict[str, Any]:
+    """The enrichment field's mapping from ``mappings/`` as this server can take it (analyzer it has;
+    the ``rank_features`` sub-field only where the mapper-extras module is installed)."""
+    mapping = load_mapping(MAPPING if cluster.has_analyzer("english") else MAPPING_FALLBACK)
+    if not cluster.has_module("mapper-extras"):
+        mapping["properties"].pop(RANK_FEATURES, None)
+    return mapping
+
+
+def field_mapping(cluster: Cluster, mappings: dict[str, Any], text_fields: Sequence[str]) -> dict[str, Any]:
     """The mapping of the enrichment field: from ``mappings/``, its text analysed like the first text field."""
-    name = MAPPING if has_analyzer(conn, "english") else MAPPING_FALLBACK
-    mapping = load_mapping(name)
+    mapping = base_mapping(cluster)
     source = None
     for f in text_fields:
         m = _lookup(mappings.get("properties", {}), f)
@@ -69,9 +71,9 @@ def field_mapping(conn: Connection, mappings: dict[str, Any], text_fields: Seque
     return mapping
 
 
-def ensure_mapping(conn: Connection, index: str, field_name: str, text_fields: Sequence[str]) -> str:
+def ensure_mapping(cluster: Cluster, index: str, field_name: str, text_fields: Sequence[str]) -> str:
     """Add the enrichment field to the index mapping (that field only); returns what was done."""
-    existing = get_mappings(conn, index)
+    existing = cluster.get_mappings(index)
     if not existing:
         raise BackendError(f"index '{index}' does not exist")
     todo: list[str] = []
@@ -84,55 +86,61 @@ def ensure_mapping(conn: Connection, index: str, field_name: str, text_fields: S
         if not ("keyphrases" in props and "model" in props and "version" in props):
             raise ConfigError(f"index '{name}' already has a field '{field_name}' that is not an esrank enrichment "
                               "field; choose another name with --field")
+        missing = {k: v for k, v in base_mapping(cluster)["properties"].items() if k not in props}
+        if missing:  # fields added by a newer esrank (source hash, rank features): add them alone
+            cluster.put_mapping(name, {field_name: {"properties": missing}})
     if not todo:
         return "mapping already present"
-    c = conn.client
     for name in todo:
-        mapping = field_mapping(conn, existing[name], text_fields)
-        props = {field_name: {"properties": mapping["properties"]}}
-        fn = (lambda: c.indices.put_mapping(index=name, properties=props)) if conn.kind == "elasticsearch" \
-            else (lambda: c.indices.put_mapping(index=name, body={"properties": props}))
-        conn.call(f"add the '{field_name}' field to the mapping of '{name}'", fn)
+        mapping = field_mapping(cluster, existing[name], text_fields)
+        cluster.put_mapping(name, {field_name: {"properties": mapping["properties"]}})
     return f"mapping of '{field_name}' added to {', '.join(todo)}"
 
 
-def write_updates(conn: Connection, field_name: str, updates: Sequence[tuple[Hit, dict[str, Any]]],
+def install_template(cluster: Cluster, pattern: str, field_name: str, *, priority: int = 100) -> str:
+    """Install the enrichment field as a component template and compose it into an index template for
+    ``pattern``, so that new indices matching it are created with the field. Returns what was done.
+
+    When an index template with exactly this pattern exists already, the component is added to its
+    ``composed_of`` (a new index gets only one composable template: the user's keeps its other parts);
+    otherwise an ``esrank-enrichment-<field>`` index template is created at ``priority``.
+    """
+    name = f"{TEMPLATE_PREFIX}-{field_name}"
+    mapping = base_mapping(cluster)
+    meta = {"esrank_mapping": MAPPING, "field": field_name}
+    cluster.put_component_template(name, {"mappings": {"properties": {field_name: {
+        "properties": mapping["properties"]}}}}, meta=meta)
+    owner = cluster.index_template_for(pattern)
+    if owner is not None and owner[0] != name:
+        template_name, template = owner
+        composed = list(template.get("composed_of") or [])
+        if name not in composed:
+            composed.append(name)
+            cluster.put_index_template(template_name, template["index_patterns"], composed_of=composed,
+                                       template=template.get("template"), priority=int(template.get("priority") or 0),
+                                       meta=template.get("_meta"))
+        return f"component template '{name}' added to index template '{template_name}' ({pattern})"
+    cluster.put_index_template(name, [pattern], composed_of=[name], priority=priority, meta=meta)
+    return f"index template '{name}' for '{pattern}' installed (component template '{name}')"
+
+
+def write_updates(cluster: Cluster, field_name: str, updates: Sequence[tuple[Hit, dict[str, Any]]],
                   *, refresh: bool = False) -> WriteResult:
     """Bulk partial updates of ``field_name``, each guarded by the hit's ``_seq_no`` / ``_primary_term``."""
     result = WriteResult()
-    pending = list(updates)
-    attempt = 0
-    c = conn.client
-    while pending:
-        ops: list[dict[str, Any]] = []
-        for hit, payload in pending:
-            ops.append({"update": {"_index": hit.index, "_id": hit.id, "if_seq_no": hit.seq_no,
-                                   "if_primary_term": hit.primary_term}})
-            ops.append({"doc": {field_name: payload}})
-        params = {"refresh": "true"} if refresh else {}
-        fn = (lambda: c.bulk(operations=ops, **params)) if conn.kind == "elasticsearch" \
-            else (lambda: c.bulk(body=ops, params=params))
-        resp = body(conn.call("write enrichment", fn))
-        retry: list[tuple[Hit, dict[str, Any]]] = []
-        for (hit, payload), item in zip(pending, resp["items"]):
-            info = item.get("update") or next(iter(item.values()))
-            status = int(info.get("status", 0))
-            if 200 <= status < 300:
-                result.written.append(hit.id)
-            elif status == 409:
-                result.conflicts.append(hit.id)
-            elif status == 404:
-                result.deleted.append(hit.id)
-            elif status in RETRY_STATUS and attempt < conn.config.max_retries:
-                retry.append((hit, payload))
-            else:
-                err = info.get("error", {})
-                reason = f"{err.get('type', 'error')}: {err.get('reason', '')}" if isinstance(err, dict) else str(err)
-                reason = " ".join(conn.redact(f"HTTP {status} {reason}").split())
-                result.failed.append((hit.id, reason[:300]))
-        if retry:
-            result.retried += len(retry)
-            time.sleep(conn.delay(attempt))
-            attempt += 1
-        pending = retry
+    actions = [({"update": {"_index": hit.index, "_id": hit.id, "if_seq_no": hit.seq_no,
+                            "if_primary_term": hit.primary_term}}, {"doc": {field_name: payload}})
+               for hit, payload in updates]
+    outcome = cluster.bulk(actions, what="write enrichment", refresh=refresh)
+    result.retried = outcome.retried
+    for (hit, _), info in zip(updates, outcome.items):
+        status = int(info.get("status", 0))
+        if 200 <= status < 300:
+            result.written.append(hit.id)
+        elif status == 409:
+            result.conflicts.append(hit.id)
+        elif status == 404:
+            result.deleted.append(hit.id)
+        else:
+            result.failed.append((hit.id, cluster.item_error(info)))
     return result

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InputError
-from ..retrieval.connection import Connection, ConnectionConfig, body
-from ..retrieval.factory import BackendOptions, resolve_kind
+from ..retrieval.cluster import Cluster
+from ..retrieval.factory import BackendOptions, connect
 from .prmu import EvalResult, Significance, SystemScores, paired_test
 
 METRICS = ("map", "ndcg@10", "recall@100")
@@ -104,19 +104,14 @@ def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> di
     return out
 
 
-def bm25_run(conn: Connection, index: str, topics: dict[str, str], fields: Sequence[str],
+def bm25_run(cluster: Cluster, index: str, topics: dict[str, str], fields: Sequence[str],
              depth: int = 100) -> dict[str, list[str]]:
     """The ranked document ids of each topic: one BM25 ``multi_match`` (summed over the fields) per topic."""
-    lines: list[dict[str, Any]] = []
-    for query in topics.values():
-        lines.append({"index": index})
-        lines.append({"query": {"multi_match": {"query": query, "fields": list(fields), "type": "most_fields"}},
-                      "size": depth, "_source": False, "track_total_hits": False})
-    c = conn.client
-    fn = (lambda: c.msearch(searches=lines)) if conn.kind == "elasticsearch" else (lambda: c.msearch(body=lines))
-    resp = body(conn.call(f"search '{index}'", fn))
+    searches = [(index, {"query": {"multi_match": {"query": query, "fields": list(fields), "type": "most_fields"}},
+                         "size": depth, "_source": False, "track_total_hits": False}) for query in topics.values()]
+    responses = cluster.msearch(searches, what=f"search '{index}'")
     run: dict[str, list[str]] = {}
-    for qid, r in zip(topics, resp["responses"]):
+    for qid, r in zip(topics, responses):
         if "error" in r:
             err = r["error"]
             reason = (err.get("root_cause") or [err])[0].get("reason", str(err)) if isinstance(err, dict) else err
@@ -176,19 +171,6 @@ def compare(runs: dict[str, dict[str, dict[str, float]]], baseline: str, *, roun
             for name in runs if name != baseline for m in METRICS]
 
 
-def connect(options: BackendOptions) -> Connection:
-    """A checked connection to the server the options name (no index is opened)."""
-    kind = resolve_kind(options)
-    if kind == "embedded" or not options.url:
-        raise InputError("eval-retrieval searches an Elasticsearch/OpenSearch index: give --url (or ESRANK_URL)")
-    conn = Connection(ConnectionConfig(options.url, api_key=options.api_key, username=options.username,
-                                       password=options.password, ca_certs=options.ca_certs,
-                                       verify_certs=options.verify_certs, timeout=options.timeout,
-                                       max_retries=options.max_retries), kind)
-    conn.check_version()
-    return conn
-
-
 def evaluate_retrieval(options: BackendOptions, topics_path: str | Path, qrels_path: str | Path, *,
                        fields: Sequence[str] = ("title", "abstract"),
                        enrichment_fields: Sequence[str] | None = None, depth: int = 100,
@@ -202,11 +184,10 @@ def evaluate_retrieval(options: BackendOptions, topics_path: str | Path, qrels_p
         warnings.append(f"{len(unjudged)} topics have no judgments and are left out: {', '.join(unjudged[:5])}")
     topics = {q: t for q, t in topics.items() if q in qrels}
     qrels = {q: r for q, r in qrels.items() if q in topics}
-    conn = connect(options)
-    try:
-        conn.call("refresh", lambda: conn.client.indices.refresh(index=options.index))
+    with connect(options) as cluster:
+        cluster.refresh(options.index)
         judged = sorted({d for rels in qrels.values() for d, r in rels.items() if r > 0})
-        present = _ids_present(conn, options.index, judged)
+        present = _ids_present(cluster, options.index, judged)
         if len(present) < len(judged):
             warnings.append(f"{len(judged) - len(present)} of {len(judged)} relevant documents are not in index "
                             f"'{options.index}' (they count as not found)")
@@ -214,13 +195,13 @@ def evaluate_retrieval(options: BackendOptions, topics_path: str | Path, qrels_p
         if enrichment_fields:
             names["enriched"] = list(fields) + list(enrichment_fields)
             root = enrichment_fields[0].split(".")[0]
-            n = int(body(conn.call("count enriched", lambda: conn.client.count(
-                index=options.index, body={"query": {"exists": {"field": root}}})))["count"])
+            # exists on the object would reach its rank_features sub-field, which refuses exists queries
+            n = cluster.count(options.index, {"bool": {"should": [{"exists": {"field": f"{root}.model"}},
+                                                                  {"exists": {"field": enrichment_fields[0]}}]}},
+                              what="count enriched")
             if n == 0:
                 warnings.append(f"no document of '{options.index}' has the field '{root}' (run esrank enrich first)")
-        runs = {name: bm25_run(conn, options.index, topics, f, depth) for name, f in names.items()}
-    finally:
-        conn.client.close()
+        runs = {name: bm25_run(cluster, options.index, topics, f, depth) for name, f in names.items()}
     if runs_dir is not None:
         write_runs(runs, runs_dir)
     scored = {name: score_run(run, qrels) for name, run in runs.items()}
@@ -228,12 +209,11 @@ def evaluate_retrieval(options: BackendOptions, topics_path: str | Path, qrels_p
     return RetrievalResult(scored, names, tests, warnings)
 
 
-def _ids_present(conn: Connection, index: str, ids: list[str]) -> set[str]:
+def _ids_present(cluster: Cluster, index: str, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    c = conn.client
-    resp = body(conn.call("look up judged documents", lambda: c.search(
-        index=index, body={"query": {"ids": {"values": ids}}, "size": len(ids), "_source": False})))
+    resp = cluster.search(index, {"query": {"ids": {"values": ids}}, "size": len(ids), "_source": False},
+                          what="look up judged documents")
     return {h["_id"] for h in resp["hits"]["hits"]}
 
 

@@ -35,6 +35,9 @@ class Backend(Protocol):
 
     name: str
 
+    def open(self) -> None:
+        """Open an existing index (raise BackendError when it does not exist)."""
+
     def create(self, *, overwrite: bool = False) -> None:
         """Create the index (settings and mappings from ``mappings/``); open it when it exists."""
 
@@ -57,3 +60,11 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections / flush files."""
+
+    def __enter__(self) -> "Backend":
+        """A backend is a context manager: ``with open_backend(...) as backend:`` closes it on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the backend."""
+        self.close()

@@ -12,41 +12,46 @@ reported (id + reason) and never stop later chunks.
 from __future__ import annotations
 
 import logging
-import time
+import re
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from ..corpus import Document
 from ..errors import BackendError, ConfigError
-from .base import BulkResult, Neighbour
-from .connection import RETRY_STATUS, Connection, ConnectionConfig, body, has_analyzer
+from .base import Backend, BulkResult, Neighbour
+from .cluster import Cluster, ConnectionConfig, check_index_name
 from .mappings import FALLBACK, MAIN, load_mapping
-from .query import DEFAULT_MAX_TERMS, query_text
+from .query import DEFAULT_MAX_TERMS, bm25_idf, query_text, top_terms
 
 log = logging.getLogger(__name__)
 
 SEARCH_FIELD = "title_text"  # title and text copied into one analysed field
 
 
-class ElasticBackend:
+class ElasticBackend(Backend):
     """An Elasticsearch 8.x or OpenSearch 2.x index (see the module docstring)."""
 
-    def __init__(self, index: str, config: ConnectionConfig, kind: str = "elasticsearch", *,
+    def __init__(self, index: str, config: ConnectionConfig | Cluster, kind: str = "elasticsearch", *,
                  max_query_terms: int = DEFAULT_MAX_TERMS) -> None:
-        if not index or index != index.lower() or any(c in index for c in ' "*\\<|,>/?#:'):
-            raise ConfigError(f"invalid index name {index!r} (lowercase, no spaces or special characters)")
-        self.index = index
-        self.kind = kind
-        self.name = kind
+        self.index = check_index_name(index)
+        self.kind = config.kind if isinstance(config, Cluster) else kind
+        self.name = self.kind
         self.max_query_terms = max_query_terms
-        self.conn = Connection(config, kind)
-        self.conn.check_version()
+        self.cluster = config if isinstance(config, Cluster) else Cluster.connect(config, kind)
         self.mapping_name: str | None = None
-        self._es = kind == "elasticsearch"
+
+    def __enter__(self) -> "ElasticBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def exists(self) -> bool:
-        """Whether the index exists on the server."""
-        return bool(self.conn.call("check index", lambda: self.conn.client.indices.exists(index=self.index)))
+        """Whether the index (or alias) exists on the server."""
+        return self.cluster.index_exists(self.index)
 
     def create(self, *, overwrite: bool = False) -> None:
         """Create the index from the mapping files (or open it when it exists; ``overwrite`` recreates it)."""
@@ -54,29 +59,28 @@ class ElasticBackend:
             if not overwrite:
                 self.open()
                 return
-            self.conn.call("delete index", lambda: self.conn.client.indices.delete(index=self.index))
+            behind = self.cluster.alias_indices(self.index)
+            for name in behind or [self.index]:
+                self.cluster.delete_index(name)
+        self._create(self.index)
+
+    def _create(self, index: str, aliases: dict[str, Any] | None = None) -> None:
         name = MAIN if self.has_analyzer("english") else FALLBACK
         if name == FALLBACK:
             log.warning("%s %s has no 'english' analyzer (analysis-common module missing): index '%s' uses the "
-                        "'standard' analyzer without stemming (mappings/%s.json)", self.kind, self.conn.version,
-                        self.index, FALLBACK)
+                        "'standard' analyzer without stemming (mappings/%s.json)", self.kind, self.cluster.version,
+                        index, FALLBACK)
         mapping = load_mapping(name)
-        c = self.conn.client
-        if self._es:
-            fn = lambda: c.indices.create(index=self.index, settings=mapping["settings"],  # noqa: E731
-                                          mappings=mapping["mappings"])
-        else:
-            fn = lambda: c.indices.create(index=self.index, body=mapping)  # noqa: E731
-        self.conn.call(f"create index '{self.index}'", fn)
+        self.cluster.create_index(index, mapping["settings"], mapping["mappings"], aliases)
         self.mapping_name = name
 
     def open(self) -> None:
         """Check that the index exists and note which mapping it was created from."""
         if not self.exists():
-            raise BackendError(f"index '{self.index}' does not exist on {self.conn.config.url} (run esrank load)")
-        resp = body(self.conn.call("read mapping", lambda: self.conn.client.indices.get_mapping(index=self.index)))
+            raise BackendError(f"index '{self.index}' does not exist on {self.cluster.config.url} (run esrank load)")
+        resp = self.cluster.get_mappings(self.index)
         first: dict[str, Any] = next(iter(resp.values()), {})
-        meta = first.get("mappings", {}).get("_meta", {})
+        meta = first.get("_meta", {})
         self.mapping_name = meta.get("esrank_mapping")
         if self.mapping_name is None:
             log.warning("index '%s' was not created by esrank: its analyzers and BM25 settings may differ",
@@ -84,45 +88,72 @@ class ElasticBackend:
 
     def has_analyzer(self, analyzer: str) -> bool:
         """Whether the server knows a built-in analyzer (via ``_analyze``)."""
-        return has_analyzer(self.conn, analyzer)
+        return self.cluster.has_analyzer(analyzer)
 
     def close(self) -> None:
         """Close the client's connections."""
-        self.conn.client.close()
+        self.cluster.close()
+
+    # -- aliases ---------------------------------------------------------------------------------
+    def begin_alias_load(self, *, resume: bool = False, overwrite: bool = False) -> str:
+        """Point this backend at a new concrete index ``ALIAS-<timestamp>`` (``self.index`` is the alias);
+        with ``resume``, at the newest such index not yet behind the alias. Returns the concrete name."""
+        alias = self.alias = self.index
+        if self.exists() and not self.cluster.is_alias(alias) and not overwrite:
+            raise ConfigError(f"'{alias}' is an index, not an alias: --alias needs the name free or an alias "
+                              "(--overwrite replaces the index by the alias once the load is complete)")
+        behind = set(self.cluster.alias_indices(alias))
+        if resume:
+            pending = [i for i in self.cluster.indices(f"{alias}-*") if i not in behind and _is_load(alias, i)]
+            if pending:
+                self.index = pending[-1]
+                self.open()
+                return self.index
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S%f")[:-3]
+        self.index = f"{alias}-{stamp}"
+        self._create(self.index)
+        return self.index
+
+    def finish_alias_load(self, *, keep_old: bool = False) -> list[str]:
+        """Switch the alias to the loaded index in one atomic request; delete the indices it pointed to
+        (unless ``keep_old``). Returns the indices the alias left."""
+        alias, index = self.alias, self.index
+        old = [i for i in self.cluster.alias_indices(alias) if i != index]
+        actions: list[dict[str, Any]] = [{"add": {"index": index, "alias": alias, "is_write_index": True}}]
+        if self.cluster.index_exists(alias) and not self.cluster.is_alias(alias):
+            actions.insert(0, {"remove_index": {"index": alias}})  # --overwrite of a plain index
+        actions += [{"remove": {"index": i, "alias": alias}} for i in old]
+        self.cluster.update_aliases(actions)
+        if not keep_old:
+            for i in old:
+                self.cluster.delete_index(i)
+        self.index = alias
+        return old
 
     # -- reading ---------------------------------------------------------------------------------
     def count(self) -> int:
         """Number of documents in the index (after a refresh)."""
-        c = self.conn.client
-        self.conn.call("refresh", lambda: c.indices.refresh(index=self.index))
-        return int(body(self.conn.call("count", lambda: c.count(index=self.index)))["count"])
+        self.cluster.refresh(self.index)
+        return self.cluster.count(self.index, what="count")
 
     def ids_present(self, ids: Sequence[str]) -> set[str]:
         """Which of these ids the index holds (``_mget`` without sources, 1000 ids a request)."""
         found: set[str] = set()
-        c = self.conn.client
         for start in range(0, len(ids), 1000):
-            chunk = list(ids[start:start + 1000])
-            if self._es:
-                fn = lambda: c.mget(index=self.index, ids=chunk, source=False)  # noqa: E731
-            else:
-                fn = lambda: c.mget(index=self.index, body={"ids": chunk}, _source="false")  # noqa: E731
-            resp = body(self.conn.call("look up ids", fn))
-            found.update(d["_id"] for d in resp["docs"] if d.get("found"))
+            docs = self.cluster.mget([(self.index, i) for i in ids[start:start + 1000]], source=False,
+                                     what="look up ids")
+            found.update(d["_id"] for d in docs if d.get("found"))
         return found
 
     def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
         """Every stored document, paged by ``search_after`` on ``_id`` order (``id`` keyword field)."""
-        c = self.conn.client
         after: list[Any] | None = None
         while True:
             req: dict[str, Any] = {"query": {"match_all": {}}, "size": batch_size, "sort": [{"id": "asc"}],
                                    "_source": ["title", "text", "keyphrases"], "track_total_hits": False}
             if after is not None:
                 req["search_after"] = after
-            fn = (lambda: c.search(index=self.index, **req)) if self._es else (  # noqa: E731
-                lambda: c.search(index=self.index, body=req))
-            hits = body(self.conn.call("read documents", fn))["hits"]["hits"]
+            hits = self.cluster.search(self.index, req, what="read documents")["hits"]["hits"]
             for h in hits:
                 src = h.get("_source", {})
                 yield Document(h["_id"], src.get("title") or "", src.get("text") or "", list(src.get("keyphrases") or ()))
@@ -136,32 +167,58 @@ class ElasticBackend:
         if exclude_ids is not None and len(exclude_ids) != len(documents):
             raise ValueError("exclude_ids must have one set per document")
         out: list[list[Neighbour]] = [[] for _ in documents]
-        lines: list[dict[str, Any]] = []
+        lines: list[tuple[str, dict[str, Any]]] = []
         asked: list[int] = []
-        for i, doc in enumerate(documents):
-            text = query_text(doc, self.max_query_terms)
-            if not text or k <= 0:
+        weighted = self.query_terms(documents) if k > 0 else [{} for _ in documents]
+        for i, terms in enumerate(weighted):
+            if not terms:
                 continue
-            query: dict[str, Any] = {"match": {SEARCH_FIELD: {"query": text}}}
+            query: dict[str, Any] = {"bool": {"should": [
+                {"term": {SEARCH_FIELD: {"value": t, "boost": tf}}} for t, tf in terms.items()]}}
             if exclude_ids and exclude_ids[i]:
-                query = {"bool": {"must": query, "must_not": {"ids": {"values": sorted(exclude_ids[i])}}}}
-            lines.append({"index": self.index})
-            lines.append({"query": query, "size": k, "_source": ["keyphrases"], "track_total_hits": False})
+                query["bool"]["must_not"] = {"ids": {"values": sorted(exclude_ids[i])}}
+            lines.append((self.index, {"query": query, "size": k, "_source": ["keyphrases"],
+                                       "track_total_hits": False}))
             asked.append(i)
         if not asked:
             return out
-        c = self.conn.client
-        fn = (lambda: c.msearch(searches=lines)) if self._es else (lambda: c.msearch(body=lines))
-        resp = body(self.conn.call("search neighbours", fn))
-        for i, r in zip(asked, resp["responses"]):
+        responses = self.cluster.msearch(lines, what="search neighbours")
+        for i, r in zip(asked, responses):
             if "error" in r:
                 err = r["error"]
                 reason = (err.get("root_cause") or [err])[0].get("reason", str(err)) if isinstance(err, dict) else err
-                raise BackendError(self.conn.redact(f"neighbour search for document '{documents[i].id}' failed: "
+                raise BackendError(self.cluster.redact(f"neighbour search for document '{documents[i].id}' failed: "
                                                     f"{reason}"))
             for rank, hit in enumerate(r["hits"]["hits"], 1):
                 kps = hit.get("_source", {}).get("keyphrases") or []
                 out[i].append(Neighbour(hit["_id"], rank, float(hit["_score"]), tuple(kps)))
+        return out
+
+    def query_terms(self, documents: Sequence[Document]) -> list[dict[str, int]]:
+        """Each document's analysed terms (the index's own analyser, via ``_mtermvectors`` on an artificial
+        document) with their frequencies, at most ``max_query_terms`` (highest tf·idf with the index's idf)."""
+        if not documents:
+            return []
+        docs = [{"_index": self.index, "doc": {SEARCH_FIELD: query_text(d)}, "fields": [SEARCH_FIELD],
+                 "term_statistics": True, "field_statistics": True, "positions": False, "offsets": False,
+                 "payloads": False} for d in documents]
+        resp = self.cluster.mtermvectors(self.index, docs, what="analyse query documents")
+        out: list[dict[str, int]] = []
+        for d, r in zip(documents, resp):
+            if "error" in r:
+                raise BackendError(self.cluster.redact(f"analysing document '{d.id}' as a query failed: {r['error']}"))
+            field = (r.get("term_vectors") or {}).get(SEARCH_FIELD) or {}
+            n_docs = float((field.get("field_statistics") or {}).get("doc_count", 0))
+            known = [(t, int(v["term_freq"]), float(v.get("doc_freq", 0)))
+                     for t, v in (field.get("terms") or {}).items() if v.get("doc_freq", 0) > 0]
+            if not known:
+                out.append({})
+                continue
+            terms = [t for t, _, _ in known]
+            tf = np.array([f for _, f, _ in known], dtype=np.int64)
+            idf = np.asarray(bm25_idf(n_docs, np.array([df for _, _, df in known])))
+            keep = top_terms(terms, tf, idf, self.max_query_terms)
+            out.append({terms[j]: int(tf[j]) for j in keep})
         return out
 
     # -- writing ---------------------------------------------------------------------------------
@@ -177,53 +234,35 @@ class ElasticBackend:
                 chunk = []
         if chunk:
             self._send(chunk, result, on_failure)
-        c = self.conn.client
-        self.conn.call("refresh", lambda: c.indices.refresh(index=self.index))
+        self.cluster.refresh(self.index)
         return result
 
     def _send(self, docs: list[Document], result: BulkResult,
               on_failure: Callable[[Document, str], None] | None) -> None:
-        """One chunk: retry retryable items with backoff; report the rest."""
-        pending = docs
-        attempt = 0
-        c = self.conn.client
-        while pending:
-            ops: list[dict[str, Any]] = []
-            for d in pending:
-                ops.append({"index": {"_index": self.index, "_id": d.id}})
-                ops.append({"id": d.id, "title": d.title, "text": d.text, "keyphrases": list(d.keyphrases)})
-            fn = (lambda: c.bulk(operations=ops)) if self._es else (lambda: c.bulk(body=ops))
-            retries_before = self.conn.retries
-            try:
-                resp = body(self.conn.call(f"bulk load into '{self.index}'", fn))
-            except BackendError as e:
-                raise BackendError(f"{e.reason}; {result.indexed} documents were indexed so far; run the same "
-                                   "command with --resume once the server is back") from None
-            resent = self.conn.retries - retries_before  # a lost attempt may have been indexed already
-            result.retried += resent
-            retry: list[Document] = []
-            for d, item in zip(pending, resp["items"]):
-                info = item.get("index") or next(iter(item.values()))
-                status = int(info.get("status", 0))
-                if 200 <= status < 300:
-                    result.indexed += 1
-                    if info.get("result") == "created":
-                        result.created += 1
-                    elif resent:
-                        result.maybe_created += 1
-                elif status in RETRY_STATUS and attempt < self.conn.config.max_retries:
-                    retry.append(d)
-                else:
-                    err = info.get("error", {})
-                    reason = f"{err.get('type', 'error')}: {err.get('reason', '')}" if isinstance(err, dict) \
-                        else str(err)
-                    reason = " ".join(self.conn.redact(f"HTTP {status} {reason}").split())
-                    reason = reason if len(reason) <= 300 else reason[:297] + "..."
-                    result.failed.append((d.id, reason))
-                    if on_failure is not None:
-                        on_failure(d, reason)
-            if retry:
-                result.retried += len(retry)
-                time.sleep(self.conn.delay(attempt))
-                attempt += 1
-            pending = retry
+        """One chunk (retryable items are retried by the cluster); report the failed items."""
+        actions = [({"index": {"_index": self.index, "_id": d.id}},
+                    {"id": d.id, "title": d.title, "text": d.text, "keyphrases": list(d.keyphrases)}) for d in docs]
+        try:
+            outcome = self.cluster.bulk(actions, what=f"bulk load into '{self.index}'")
+        except BackendError as e:
+            raise BackendError(f"{e.reason}; {result.indexed} documents were indexed so far; run the same "
+                               "command with --resume once the server is back") from None
+        result.retried += outcome.retried
+        for d, info, resent in zip(docs, outcome.items, outcome.resent):
+            status = int(info.get("status", 0))
+            if 200 <= status < 300:
+                result.indexed += 1
+                if info.get("result") == "created":
+                    result.created += 1
+                elif resent:  # a lost attempt may have been indexed already
+                    result.maybe_created += 1
+            else:
+                reason = self.cluster.item_error(info)
+                result.failed.append((d.id, reason))
+                if on_failure is not None:
+                    on_failure(d, reason)
+
+
+def _is_load(alias: str, index: str) -> bool:
+    """Whether ``index`` is named like a concrete index of an aliased load (``ALIAS-<timestamp>``)."""
+    return re.fullmatch(re.escape(alias) + r"-\d{17}", index) is not None

@@ -1,11 +1,13 @@
 """Open a backend from options: no URL → the embedded bm25s index; a URL → Elasticsearch or OpenSearch."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from .base import Backend
+from .cluster import Cluster, ConnectionConfig, detect_kind
 from .query import DEFAULT_MAX_TERMS
 
 BACKENDS = ("auto", "embedded", "elasticsearch", "opensearch")
@@ -13,20 +15,25 @@ BACKENDS = ("auto", "embedded", "elasticsearch", "opensearch")
 
 @dataclass
 class BackendOptions:
-    """Everything needed to open an index; secrets are kept out of ``repr``."""
+    """Everything needed to open an index: its name, the backend kind, and where it lives (a server
+    ``connection`` or an embedded ``path``). Secrets stay inside ``ConnectionConfig``, out of ``repr``."""
 
     index: str
     backend: str = "auto"
-    url: str | None = None
+    connection: ConnectionConfig | None = None
     path: str | Path | None = None
-    api_key: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_certs: str | None = None
-    verify_certs: bool = True
-    timeout: float = 60.0
-    max_retries: int = 8
     max_query_terms: int = DEFAULT_MAX_TERMS
+
+    @classmethod
+    def server(cls, index: str, url: str, *, backend: str = "auto", max_query_terms: int = DEFAULT_MAX_TERMS,
+               **connection: Any) -> "BackendOptions":
+        """Options for an index on the server at ``url`` (``connection``: ``ConnectionConfig`` fields)."""
+        return cls(index, backend, ConnectionConfig(url, **connection), max_query_terms=max_query_terms)
+
+    @property
+    def url(self) -> str | None:
+        """The server URL (credentials removed), or None for the embedded backend."""
+        return self.connection.url if self.connection is not None else None
 
 
 def resolve_kind(options: BackendOptions) -> str:
@@ -41,25 +48,24 @@ def resolve_kind(options: BackendOptions) -> str:
     if options.path is not None and options.url:
         raise ConfigError("--path is for the embedded backend and cannot be combined with --url")
     if kind == "auto":
-        if not options.url:
+        if options.connection is None:
             return "embedded"
-        from .connection import detect_kind
-
-        return detect_kind(_connection_config(options))
+        return detect_kind(options.connection)
     return kind
 
 
-def _connection_config(options: BackendOptions):  # type: ignore[no-untyped-def]
-    from .connection import ConnectionConfig
+def connect(options: BackendOptions) -> Cluster:
+    """A checked connection to the server the options name (no index is opened)."""
+    kind = resolve_kind(options)
+    if kind == "embedded" or options.connection is None:
+        raise ConfigError("this command works on an Elasticsearch/OpenSearch index: give --url (or ESRANK_URL)")
+    return Cluster.connect(options.connection, kind)
 
-    assert options.url is not None
-    return ConnectionConfig(options.url, api_key=options.api_key, username=options.username,
-                            password=options.password, ca_certs=options.ca_certs, verify_certs=options.verify_certs,
-                            timeout=options.timeout, max_retries=options.max_retries)
 
-
-def open_backend(options: BackendOptions, *, create: bool = False, overwrite: bool = False) -> Backend:
-    """A ready backend: created (``create``) or opened (must exist)."""
+def open_backend(options: BackendOptions, *, create: bool = False, overwrite: bool = False, alias: bool = False,
+                 resume: bool = False) -> Backend:
+    """A ready backend: created (``create``) or opened (must exist); with ``alias`` (servers only), a new
+    concrete index behind the alias ``options.index`` (see ``ElasticBackend.begin_alias_load``)."""
     kind = resolve_kind(options)
     backend: Backend
     if kind == "embedded":
@@ -69,10 +75,20 @@ def open_backend(options: BackendOptions, *, create: bool = False, overwrite: bo
     else:
         from .elastic import ElasticBackend
 
-        backend = ElasticBackend(options.index, _connection_config(options), kind,
-                                 max_query_terms=options.max_query_terms)
-    if create:
-        backend.create(overwrite=overwrite)
-    else:
-        backend.open()  # type: ignore[attr-defined]
+        assert options.connection is not None
+        backend = ElasticBackend(options.index, options.connection, kind, max_query_terms=options.max_query_terms)
+    try:
+        if alias:
+            from .elastic import ElasticBackend
+
+            if not isinstance(backend, ElasticBackend):
+                raise ConfigError("--alias needs an Elasticsearch/OpenSearch server (--url)")
+            backend.begin_alias_load(resume=resume, overwrite=overwrite)
+        elif create:
+            backend.create(overwrite=overwrite)
+        else:
+            backend.open()
+    except BaseException:
+        backend.close()
+        raise
     return backend

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from clusters import BY_ID, SAMPLE, SERVER_KINDS, Cluster, cluster, enrich, get  # noqa: F401 - the fixture is shared
 from esrank.commands import main
-from esrank.retrieval.connection import Connection, ConnectionConfig
+from esrank.retrieval.cluster import ConnectionConfig, _make_client
 from esrank.retrieval.factory import BackendOptions, open_backend
 from esrank.text import prmu_class, stemmed_key
 
@@ -18,7 +18,7 @@ from esrank.text import prmu_class, stemmed_key
 def test_enrich_in_place_writes_neighbour_keyphrases(cluster: Cluster) -> None:
     index = cluster.load_sample()
     before = cluster.mapping(index)
-    backend = open_backend(BackendOptions(index, backend=cluster.kind, url=cluster.url))
+    backend = open_backend(BackendOptions.server(index, cluster.url, backend=cluster.kind))
     picked = ["cs-001", "bio-010", "news-020"]
     neighbours = dict(zip(picked, backend.neighbours([BY_ID[i] for i in picked], 5, [{i} for i in picked])))
     backend.close()
@@ -146,8 +146,8 @@ def test_bad_options_end_in_one_line(cluster: Cluster) -> None:
 @pytest.mark.parametrize("kind", [pytest.param("elasticsearch", marks=pytest.mark.server)])
 def test_enrich_with_minilm(kind: str, request: pytest.FixtureRequest) -> None:
     server = request.getfixturevalue("es_server")
-    conn = Connection(ConnectionConfig(server.url), kind)
-    c = Cluster(kind, server.url, conn.client, [])
+    client = _make_client(ConnectionConfig(server.url), kind)
+    c = Cluster(kind, server.url, client, [])
     try:
         index = c.load_sample()
         ids = ["cs-001", "bio-001", "news-001"]
@@ -165,8 +165,8 @@ def test_enrich_with_minilm(kind: str, request: pytest.FixtureRequest) -> None:
         assert sum("esrank" in h["_source"] for h in docs.values()) == 3
     finally:
         for index in c.made:
-            conn.client.indices.delete(index=index)
-        conn.client.close()
+            client.indices.delete(index=index)
+        client.close()
 
 
 def test_documents_from_stored_sources() -> None:

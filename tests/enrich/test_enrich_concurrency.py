@@ -13,14 +13,14 @@ from typing import Sequence
 from clusters import BY_ID, Cluster, cluster, enrich, get  # noqa: F401 - the fixture is shared
 from esrank.enrich.job import EnrichSettings, enrich_index
 from esrank.enrich.scan import PointInTime
-from esrank.retrieval.connection import Connection, ConnectionConfig
+from esrank.retrieval.cluster import Cluster as EsCluster, ConnectionConfig, _make_client
 from esrank.retrieval.factory import BackendOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _options(cluster: Cluster, index: str) -> BackendOptions:
-    return BackendOptions(index, backend=cluster.kind, url=cluster.url)
+    return BackendOptions.server(index, cluster.url, backend=cluster.kind)
 
 
 def test_a_document_changed_during_the_run_is_reread_and_redone(cluster: Cluster) -> None:
@@ -144,7 +144,7 @@ def test_resume_after_a_killed_run(cluster: Cluster, tmp_path: Path) -> None:
 def test_slices_and_machines_share_the_index_without_overlap(cluster: Cluster) -> None:
     index = cluster.load_sample()
     seen = []
-    conn = Connection(ConnectionConfig(cluster.url), cluster.kind)
+    conn = EsCluster(ConnectionConfig(cluster.url), cluster.kind)
     with PointInTime(conn, index, "5m") as pit:  # opened once, shared by the machines
         for part in ("0", "1"):  # two "machines", two workers each: four slices of one point in time
             r = enrich(cluster, "--target-index", index, "--index", index, "--text-fields", "title,text",
@@ -155,7 +155,7 @@ def test_slices_and_machines_share_the_index_without_overlap(cluster: Cluster) -
             n = int(line.split(",")[0].split()[1])
             assert f"seen {n}, enriched {n} (" in line
             seen.append(n)
-    conn.client.close()
+    conn.close()
     assert sum(seen) == 90 and all(n > 0 for n in seen)
     docs = cluster.docs(index)
     assert all(h["_version"] == 2 and h["_source"]["esrank"]["model"] == "vote" for h in docs.values())

@@ -89,7 +89,7 @@ def test_embedded_and_opensearch_agree_on_neighbours(es_server, os_server, tmp_p
     docs = list(read_documents(sample_corpus_path()))
     found = {}
     for name, opts in [("embedded", BackendOptions("agree", backend="embedded", path=tmp_path / "e")),
-                       ("opensearch", BackendOptions("agree", backend="opensearch", url=os_server.url))]:
+                       ("opensearch", BackendOptions.server("agree", os_server.url, backend="opensearch"))]:
         b = open_backend(opts, create=True, overwrite=True)
         b.bulk_add(docs)
         found[name] = {d.id: [n.id for n in nbs] for d, nbs in neighbour_batches(b, docs, k=5)}
@@ -161,4 +161,4 @@ def test_secrets_never_appear(es_server, tmp_path: Path, monkeypatch, caplog) ->
     opts = backend_options_from({"index": "i", "backend": "auto", "url": "http://h:1", "path": None, "username": "u",
                                  "ca_certs": None, "insecure": False, "timeout": 1.0, "max_retries": 0,
                                  "max_query_terms": 10})
-    assert SECRET_PASSWORD not in repr(opts) and opts.password == SECRET_PASSWORD
+    assert SECRET_PASSWORD not in repr(opts) and opts.connection is not None and opts.connection.password == SECRET_PASSWORD

@@ -42,9 +42,9 @@ def test_kill_restart_resume(es_server, tmp_path: Path) -> None:  # type: ignore
             fh.write(json.dumps({"id": f"doc-{i:05d}", "title": f"title {i % 97}",
                                  "abstract": f"word{i % 13} word{i % 31} text {i}", "keyphrases": [f"kp{i % 7}"]})
                      + "\n")
-    options = BackendOptions("fault", url=server.url, backend="elasticsearch", max_retries=2, timeout=10)
+    options = BackendOptions.server("fault", server.url, backend="elasticsearch", max_retries=2, timeout=10)
     backend = open_backend(options, create=True, overwrite=True)
-    killer = KillingBackend("fault", backend.conn.config, "elasticsearch")  # type: ignore[attr-defined]
+    killer = KillingBackend("fault", backend.cluster.config, "elasticsearch")  # type: ignore[attr-defined]
     killer.server = server
     try:
         with pytest.raises(BackendError) as err:

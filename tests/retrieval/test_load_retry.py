@@ -90,7 +90,7 @@ DOCS = [Document(f"r{i}", f"retry title {i}", "some text", ["kp"]) for i in rang
 
 @pytest.mark.server
 def test_429_503_and_dropped_connections_are_retried(proxy: FaultProxy) -> None:
-    backend = open_backend(BackendOptions("retry", backend="elasticsearch", url=proxy.url, max_retries=3),
+    backend = open_backend(BackendOptions.server("retry", proxy.url, backend="elasticsearch", max_retries=3),
                            create=True, overwrite=True)
     proxy.faults = ["429", "drop", "503"]  # the first chunk fails three times, then goes through
     result = backend.bulk_add(DOCS, batch_size=3)
@@ -101,7 +101,7 @@ def test_429_503_and_dropped_connections_are_retried(proxy: FaultProxy) -> None:
 
 @pytest.mark.server
 def test_a_server_that_stays_busy_stops_the_load_with_a_clear_error(proxy: FaultProxy) -> None:
-    backend = open_backend(BackendOptions("retry2", backend="elasticsearch", url=proxy.url, max_retries=2),
+    backend = open_backend(BackendOptions.server("retry2", proxy.url, backend="elasticsearch", max_retries=2),
                            create=True, overwrite=True)
     proxy.faults = ["503"] * 10
     with pytest.raises(BackendError) as err:
@@ -120,7 +120,7 @@ def test_a_lost_answer_is_resent_and_still_adds_up(proxy: FaultProxy, tmp_path) 
 
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"id": d.id, "title": d.title, "abstract": d.text}) + "\n" for d in DOCS))
-    backend = open_backend(BackendOptions("retry3", backend="elasticsearch", url=proxy.url, max_retries=3),
+    backend = open_backend(BackendOptions.server("retry3", proxy.url, backend="elasticsearch", max_retries=3),
                            create=True, overwrite=True)
     proxy.faults = ["lost"]  # chunk 1 is indexed, its answer lost; the resend answers "updated"
     report = load_corpus(backend, data, batch_size=3)
