@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from ..cost import cost_options, tracker_from_options
-from .common import DEVICE, check_outputs, data_argument, echo_err, fields_from, input_options
+from .common import DEVICE, check_outputs, data_argument, echo_err, fields_from, input_options, read_input
 from .retrieval import backend_options, backend_options_from
 
 
@@ -100,7 +100,7 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
     the documents is held out of fine-tuning; their neighbours in the index fit the weight of `rank --method mix`
     (stored in the card under "mix").
     """
-    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..corpus import DocumentReader
     from ..evaluation.prmu import score_document
     from ..ranking.mix import fit_mix, validation_split, write_fit
     from ..ranking.pipeline import hard_negative_pools
@@ -111,11 +111,9 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
     tracker = tracker_from_options(kw)
     fields = fields_from(kw, require_keyphrases=True)
     options = backend_options_from(kw)
-    rs = ReadStats()
-    with RejectSink(kw.pop("rejects")) as sink:
-        docs = list(read_documents(data, fields=fields, fmt=kw.pop("fmt"), on_error=kw.pop("on_error"),
-                                   rejects=sink, stats=rs))
-    echo_err(f"{data}: {rs.summary()}")
+    reader = DocumentReader(fields, kw.pop("fmt"), kw.pop("on_error"), kw.pop("rejects"))
+    with read_input(reader, data) as stream:
+        docs = list(stream)
     config = TrainConfig(base_model=kw["base_model"], loss=kw["loss"], batch_size=kw["batch_size"],
                          mini_batch_size=kw["mini_batch_size"], epochs=kw["epochs"], lr=kw["lr"],
                          scale=kw["scale"], max_seq_length=kw["max_seq_length"], seed=kw["seed"],
@@ -186,7 +184,7 @@ def rank_cmd(data: str, **kw: Any) -> None:
     esrank rank test.jsonl --index kp --model model/ --out preds.jsonl
     esrank evaluate --gold test.jsonl --pred preds.jsonl
     """
-    from ..corpus import ReadStats, RejectSink, read_documents
+    from ..corpus import DocumentReader
     from ..predictions import PredictionWriter
     from ..ranking.pipeline import RankSettings, rank_documents
     from ..ranking.ranker import Ranker, RankStats
@@ -213,7 +211,8 @@ def rank_cmd(data: str, **kw: Any) -> None:
             settings.mix_weight = DEFAULT_WEIGHT
             echo_err(f"esrank: note: {kw['model'] or 'the default model'} has no fitted mix weight "
                      f"(esrank_card.json \"mix\"); --method mix uses {DEFAULT_WEIGHT}")
-    check_outputs({"--out": kw["out"], "--rejects": kw["rejects"]}, {"DATA": data, "--thesaurus": kw["thesaurus"]})
+    reader = DocumentReader(fields, kw["fmt"], kw["on_error"], kw["rejects"])
+    check_outputs({"--out": kw["out"]}, {"DATA": data, "--thesaurus": kw["thesaurus"]}, reader)
     extra = None
     if "vocabulary" in settings.sources:
         from ..vocabulary.candidates import candidate_source
@@ -225,11 +224,9 @@ def rank_cmd(data: str, **kw: Any) -> None:
                              disk_cache=kw["disk_cache"], max_seq_length=kw["max_doc_tokens"])
         tracker.set_device(ranker.encoder.device)
     backend = open_backend(options) if "neighbours" in settings.sources else None
-    rs = ReadStats()
     vote_stats = RankStats()
     try:
-        with RejectSink(kw["rejects"]) as sink, PredictionWriter(kw["out"]) as writer:
-            docs = read_documents(data, fields=fields, fmt=kw["fmt"], on_error=kw["on_error"], rejects=sink, stats=rs)
+        with read_input(reader, data) as docs, PredictionWriter(kw["out"]) as writer:
             writer.write_all(rank_documents(docs, backend, ranker, settings, extra=extra, tracker=tracker,
                                             stats=vote_stats))
     finally:
@@ -238,7 +235,6 @@ def rank_cmd(data: str, **kw: Any) -> None:
         if ranker is not None:
             ranker.close()
     stats = ranker.stats if ranker is not None else vote_stats
-    echo_err(f"{data}: {rs.summary()}")
     echo_err(stats.summary())
 
 
