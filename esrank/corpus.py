@@ -368,9 +368,17 @@ def _raw_parquet(path: Path, fh: Any) -> Iterator[tuple[int, str, Any]]:
     except InputError:
         raise
     except Exception as e:  # pyarrow raises several types for a bad file
-        raise InputError(f"not a readable Parquet file: {e}", source=str(path)) from None
+        raise InputError(f"not a readable Parquet file: {' '.join(str(e).split())}", source=str(path)) from None
     row = 0
-    for batch in pf.iter_batches(batch_size=4096):
+    batches = pf.iter_batches(batch_size=4096)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as e:  # a corrupt data page or column chunk: pyarrow raises OSError, ArrowInvalid, ...
+            raise InputError(f"corrupt Parquet data after row {row}: {' '.join(str(e).split())}",
+                             source=str(path), line=row + 1) from None
         for rec in batch.to_pylist():
             row += 1
             yield row, json.dumps(rec, default=str), rec
