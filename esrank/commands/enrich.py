@@ -139,7 +139,14 @@ def enrich_cmd(**kw: Any) -> None:
 @click.option("--fields", default="title,abstract", show_default=True,
               help="Original text fields BM25 searches, comma separated (field^boost works).")
 @click.option("--with-enrichment", is_flag=True,
-              help="Also run BM25 over the original fields plus the enriched keyphrases, and compare.")
+              help="Also run the query forms that use the enrichment (mappings/search/): BM25 plus the keyphrase "
+                   "field ('enriched'), BM25 plus rank_feature clauses ('rank_feature'); each is compared with "
+                   "BM25 alone ('original').")
+@click.option("--forms", default=None, envvar="ESRANK_QUERY_FORMS",
+              help="The query forms to run, comma separated: bm25, keyphrases, rank_feature (default: all with "
+                   "--with-enrichment; rank_feature where the index has rank features).")
+@click.option("--keyphrase-boost", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              envvar="ESRANK_KEYPHRASE_BOOST", help="Weight of the keyphrase clause(s) of the enriched forms.")
 @click.option("--enrichment-fields", default="esrank.keyphrases.phrase.text", show_default=True,
               help="The enriched field(s) added to --fields by --with-enrichment.")
 @click.option("--depth", type=click.IntRange(100, 10_000), default=100, show_default=True,
@@ -153,14 +160,16 @@ def eval_retrieval_cmd(**kw: Any) -> None:
     \b
     esrank eval-retrieval --url http://localhost:9200 --target-index papers \\
         --topics topics.tsv --qrels qrels.txt --fields title,abstract --with-enrichment
-    Reports MAP, nDCG@10 and recall@100 per run and a paired randomization test between runs.
+    Reports MAP, nDCG@10 and recall@100 per run (query form) and paired tests of each against 'original'.
     """
     from ..evaluation.retrieval import evaluate_retrieval
 
     options = backend_options_from(kw)
     result = evaluate_retrieval(options, kw["topics"], kw["qrels"], fields=_fields(kw["fields"], "--fields"),
                                 enrichment_fields=_fields(kw["enrichment_fields"], "--enrichment-fields")
-                                if kw["with_enrichment"] else None, depth=kw["depth"], runs_dir=kw["runs"])
+                                if kw["with_enrichment"] else None, depth=kw["depth"], runs_dir=kw["runs"],
+                                forms=_fields(kw["forms"], "--forms") if kw["forms"] else None,
+                                boost=kw["keyphrase_boost"])
     as_json = chosen_format(kw["out_format"]) == "json"
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.table())
     for warning in result.warnings:

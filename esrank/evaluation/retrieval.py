@@ -12,11 +12,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import InputError
 from ..retrieval.cluster import Cluster
 from ..retrieval.factory import BackendOptions, connect
+from ..retrieval.search_templates import FORMS, QueryForm
 from .prmu import EvalResult, Significance, SystemScores, paired_test
 
 METRICS = ("map", "ndcg@10", "recall@100")
@@ -107,8 +108,15 @@ def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> di
 def bm25_run(cluster: Cluster, index: str, topics: dict[str, str], fields: Sequence[str],
              depth: int = 100) -> dict[str, list[str]]:
     """The ranked document ids of each topic: one BM25 ``multi_match`` (summed over the fields) per topic."""
-    searches = [(index, {"query": {"multi_match": {"query": query, "fields": list(fields), "type": "most_fields"}},
-                         "size": depth, "_source": False, "track_total_hits": False}) for query in topics.values()]
+    form = QueryForm.load("bm25")
+    return form_run(cluster, index, topics, lambda q: form.render(q, fields=fields), depth)
+
+
+def form_run(cluster: Cluster, index: str, topics: dict[str, str], body: Callable[[str], dict[str, Any]],
+             depth: int = 100) -> dict[str, list[str]]:
+    """The ranked document ids of each topic, searched with the body ``body(query)``."""
+    searches = [(index, {**body(query), "size": depth, "_source": False, "track_total_hits": False})
+                for query in topics.values()]
     responses = cluster.msearch(searches, what=f"search '{index}'")
     run: dict[str, list[str]] = {}
     for qid, r in zip(topics, responses):
@@ -174,8 +182,17 @@ def compare(runs: dict[str, dict[str, dict[str, float]]], baseline: str, *, roun
 def evaluate_retrieval(options: BackendOptions, topics_path: str | Path, qrels_path: str | Path, *,
                        fields: Sequence[str] = ("title", "abstract"),
                        enrichment_fields: Sequence[str] | None = None, depth: int = 100,
-                       runs_dir: str | Path | None = None) -> RetrievalResult:
-    """BM25 over ``fields`` (and, with ``enrichment_fields``, over both) on ``options.index``, scored and compared."""
+                       runs_dir: str | Path | None = None, forms: Sequence[str] | None = None,
+                       boost: float = 1.0) -> RetrievalResult:
+    """Each query form (``mappings/search/``) on ``options.index``: BM25 over ``fields`` ('original'), plus,
+    with ``enrichment_fields``, the keyphrase field ('enriched', weighted by ``boost``) and rank_feature clauses
+    ('rank_feature', where the server has rank features); scored and compared with the first."""
+    forms = list(forms) if forms else (list(FORMS) if enrichment_fields else ["bm25"])
+    unknown = [f for f in forms if f not in FORMS]
+    if unknown or "bm25" not in forms:
+        raise InputError(f"query forms are a comma list of {', '.join(FORMS)} including bm25, not {','.join(forms)}")
+    if not enrichment_fields and forms != ["bm25"]:
+        raise InputError("the keyphrases and rank_feature query forms need the enrichment (--with-enrichment)")
     topics = read_topics(topics_path)
     qrels = read_qrels(qrels_path)
     warnings: list[str] = []
@@ -192,16 +209,32 @@ def evaluate_retrieval(options: BackendOptions, topics_path: str | Path, qrels_p
             warnings.append(f"{len(judged) - len(present)} of {len(judged)} relevant documents are not in index "
                             f"'{options.index}' (they count as not found)")
         names = {"original": list(fields)}
+        bodies: dict[str, Callable[[str], dict[str, Any]]] = {
+            "original": lambda q, f=QueryForm.load("bm25"): f.render(q, fields=fields)}
         if enrichment_fields:
-            names["enriched"] = list(fields) + list(enrichment_fields)
             root = enrichment_fields[0].split(".")[0]
+            if "keyphrases" in forms:
+                names["enriched"] = list(fields) + [e if boost == 1 else f"{e}^{boost:g}" for e in enrichment_fields]
+                bodies["enriched"] = lambda q, f=QueryForm.load("keyphrases"): f.render(
+                    q, fields=fields, enrichment_fields=enrichment_fields, boost=boost)
+            if "rank_feature" in forms:
+                mapping = next(iter(cluster.get_mappings(options.index).values()), {})
+                scores = mapping.get("properties", {}).get(root, {}).get("properties", {}).get("scores")
+                if scores is None:
+                    warnings.append(f"the rank_feature form is left out: '{options.index}' has no rank_features field "
+                                    f"'{root}.scores' (the server lacks the mapper-extras module, or the index was "
+                                    "enriched by an older esrank)")
+                else:
+                    names["rank_feature"] = list(fields) + [f"{root}.scores"]
+                    bodies["rank_feature"] = lambda q, f=QueryForm.load("rank_feature"): f.render(
+                        q, fields=fields, field=root, boost=boost)
             # exists on the object would reach its rank_features sub-field, which refuses exists queries
             n = cluster.count(options.index, {"bool": {"should": [{"exists": {"field": f"{root}.model"}},
                                                                   {"exists": {"field": enrichment_fields[0]}}]}},
                               what="count enriched")
             if n == 0:
                 warnings.append(f"no document of '{options.index}' has the field '{root}' (run esrank enrich first)")
-        runs = {name: bm25_run(cluster, options.index, topics, f, depth) for name, f in names.items()}
+        runs = {name: form_run(cluster, options.index, topics, bodies[name], depth) for name in names}
     if runs_dir is not None:
         write_runs(runs, runs_dir)
     scored = {name: score_run(run, qrels) for name, run in runs.items()}

@@ -98,8 +98,16 @@ def test_enrichment_gain_on_the_test_collection(cluster: Cluster, tmp_path: Path
         assert all(0.0 <= run[m] <= 1.0 for m in ("map", "ndcg@10", "recall@100"))
     # neighbour keyphrases name what documents are about: BM25 finds the relevant ones better
     assert enr["map"] > orig["map"] + 0.05 and enr["recall@100"] > orig["recall@100"]
-    tests = {t["metric"]: t for t in result["tests"]}
+    tests = {t["metric"]: t for t in result["tests"] if t["b"] == "enriched"}
     assert set(tests) == {"map", "ndcg@10", "recall@100"} and tests["map"]["n"] == 20
+    # the rank_feature form runs where the server has rank features (OpenSearch here), and is compared too
+    if cluster.kind == "opensearch":
+        feat = result["runs"]["rank_feature"]
+        assert feat["topics"] == 20 and feat["fields"] == ["title", "text", "esrank.scores"]
+        assert feat["map"] > orig["map"]
+        assert {t["metric"] for t in result["tests"] if t["b"] == "rank_feature"} == set(tests)
+    else:
+        assert "rank_feature" not in result["runs"] and "the rank_feature form is left out" in r.stderr
     assert tests["map"]["mean_b"] - tests["map"]["mean_a"] == pytest.approx(enr["map"] - orig["map"], abs=1e-3)
     # the runs written in TREC format give the same per-topic MAP when scored again
     run = {}
@@ -112,3 +120,24 @@ def test_enrichment_gain_on_the_test_collection(cluster: Cluster, tmp_path: Path
     r = runner.invoke(main, [*base, "--fields", "title,text,keyphrases.text"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["runs"]["original"]["ndcg@10"] > orig["ndcg@10"]
+
+
+def test_query_forms_render_from_the_shipped_templates() -> None:
+    from esrank.retrieval.search_templates import QueryForm, query_phrases
+
+    assert query_phrases("Sensor network, energy.") == [
+        "sensor network energy", "sensor network", "network energy", "sensor", "network", "energy"]
+    body = QueryForm.load("bm25").render('say "hi" {{x}}', fields=["title", "abstract"])
+    assert body == {"query": {"multi_match": {"query": 'say "hi" {{x}}', "fields": ["title", "abstract"],
+                                              "type": "most_fields"}}}
+    body = QueryForm.load("keyphrases").render("a b", fields=["title"], boost=2.0)
+    should = body["query"]["bool"]["should"]
+    assert should[1]["multi_match"] == {"query": "a b", "fields": ["esrank.keyphrases.phrase.text"],
+                                        "type": "most_fields", "boost": 2.0}
+    body = QueryForm.load("rank_feature").render("deep learning", fields=["title"], field="kp")
+    clauses = body["query"]["bool"]["should"][1:]
+    assert [c["rank_feature"]["field"] for c in clauses] == ["kp.scores.deep learning", "kp.scores.deep",
+                                                             "kp.scores.learning"]
+    assert all(c["rank_feature"]["boost"] == 1.0 for c in clauses)
+    with pytest.raises(Exception, match="unknown query form"):
+        QueryForm.load("nope")
