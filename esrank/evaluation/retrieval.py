@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -210,13 +211,13 @@ def evaluate_retrieval(options: BackendOptions, topics_path: str | Path, qrels_p
                             f"'{options.index}' (they count as not found)")
         names = {"original": list(fields)}
         bodies: dict[str, Callable[[str], dict[str, Any]]] = {
-            "original": lambda q, f=QueryForm.load("bm25"): f.render(q, fields=fields)}
+            "original": partial(QueryForm.load("bm25").render, fields=fields)}
         if enrichment_fields:
             root = enrichment_fields[0].split(".")[0]
             if "keyphrases" in forms:
                 names["enriched"] = list(fields) + [e if boost == 1 else f"{e}^{boost:g}" for e in enrichment_fields]
-                bodies["enriched"] = lambda q, f=QueryForm.load("keyphrases"): f.render(
-                    q, fields=fields, enrichment_fields=enrichment_fields, boost=boost)
+                bodies["enriched"] = partial(QueryForm.load("keyphrases").render, fields=fields,
+                                             enrichment_fields=enrichment_fields, boost=boost)
             if "rank_feature" in forms:
                 mapping = next(iter(cluster.get_mappings(options.index).values()), {})
                 scores = mapping.get("properties", {}).get(root, {}).get("properties", {}).get("scores")
@@ -226,8 +227,8 @@ def evaluate_retrieval(options: BackendOptions, topics_path: str | Path, qrels_p
                                     "enriched by an older esrank)")
                 else:
                     names["rank_feature"] = list(fields) + [f"{root}.scores"]
-                    bodies["rank_feature"] = lambda q, f=QueryForm.load("rank_feature"): f.render(
-                        q, fields=fields, field=root, boost=boost)
+                    bodies["rank_feature"] = partial(QueryForm.load("rank_feature").render, fields=fields,
+                                                     field=root, boost=boost)
             # exists on the object would reach its rank_features sub-field, which refuses exists queries
             n = cluster.count(options.index, {"bool": {"should": [{"exists": {"field": f"{root}.model"}},
                                                                   {"exists": {"field": enrichment_fields[0]}}]}},
