@@ -1,12 +1,11 @@
 """`esrank bart train` and `esrank bart predict`: the BART-KP One2Seq baseline."""
 from __future__ import annotations
 
-from typing import Any
 
 import click
 
 from ..corpus import DocumentReader
-from ..cost import cost_options, tracker_from_options
+from ..cost import CostTracker, cost_options
 from ..predictions import PredictionWriter
 from .common import DEVICE, check_outputs, documents_input, echo_err, read_input, report_reads
 
@@ -57,11 +56,11 @@ def bart_group() -> None:
 @click.option("--device", type=DEVICE, default="auto", show_default=True, envvar="ESRANK_DEVICE",
               help="auto (GPU when present, fp16 there), cpu, cuda or cuda:N.")
 @documents_input(data_option=True)
-@cost_options
-def train_cmd(data: str, reader: DocumentReader, dev: str | None, out: str, model: str, epochs: float | None,
-              max_steps: int, lr: float, batch_size: int, grad_accum: int | None, quick: bool, warmup_ratio: float,
-              max_source_length: int, max_target_length: int, seed: int, resume: bool, device: str,
-              **kw: Any) -> None:
+@cost_options(approach="bart")
+def train_cmd(data: str, reader: DocumentReader, tracker: CostTracker, dev: str | None, out: str, model: str,
+              epochs: float | None, max_steps: int, lr: float, batch_size: int, grad_accum: int | None, quick: bool,
+              warmup_ratio: float, max_source_length: int, max_target_length: int, seed: int, resume: bool,
+              device: str) -> None:
     """Fine-tune BART (One2Seq): source `title<s>text`, target the keyphrases joined by a separator token,
     present ones first in order of appearance, then absent ones.
 
@@ -75,7 +74,6 @@ def train_cmd(data: str, reader: DocumentReader, dev: str | None, out: str, mode
     if grad_accum is None:
         grad_accum = 1 if quick else -(-PAPER_BATCH // batch_size)
 
-    tracker = tracker_from_options(kw, approach="bart")
     check_outputs({}, {"DATA": data, "--dev": dev}, reader)
     with reader:
         docs = list(reader.read(data))
@@ -114,14 +112,13 @@ def train_cmd(data: str, reader: DocumentReader, dev: str | None, out: str, mode
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               envvar="ESRANK_BART_PRECISION", help="Autocast precision of generation (bf16 helps recent CPUs).")
 @documents_input(data_option=True)
-@cost_options
-def predict_cmd(data: str, reader: DocumentReader, model: str, out: str, num_beams: int, num_return_sequences: int,
+@cost_options(approach="bart")
+def predict_cmd(data: str, reader: DocumentReader, tracker: CostTracker, model: str, out: str, num_beams: int, num_return_sequences: int,
                 batch_size: int, max_source_length: int | None, max_target_length: int | None, device: str,
-                precision: str, **kw: Any) -> None:
+                precision: str) -> None:
     """Generate keyphrases with beam search and write them ranked, with PRMU categories, one line per document."""
     from ..baselines.bart.predict import BartGenerator, BartPredictConfig, predict_bart
 
-    tracker = tracker_from_options(kw, approach="bart")
     check_outputs({"--out": out}, {"DATA": data}, reader)
     config = BartPredictConfig(model=model, num_beams=num_beams, num_return_sequences=num_return_sequences,
                                batch_size=batch_size, max_source_length=max_source_length,

@@ -1,6 +1,7 @@
 """Click options shared by every command that accounts for its cost (``--cost-log DIR`` and friends)."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import click
@@ -12,8 +13,14 @@ F = Callable[..., Any]
 _KEYS = ("cost_log", "price_per_hour", "price_table", "country_iso", "no_carbon", "approach", "carbon_mode")
 
 
-def cost_options(f: F) -> F:
-    """Add --cost-log, --price-per-hour, --price-table, --country-iso, --no-carbon, --carbon-mode, --approach."""
+def cost_options(f: F | None = None, *, approach: str = "searchkeys") -> Any:
+    """Add --cost-log, --price-per-hour, --price-table, --country-iso, --no-carbon, --carbon-mode, --approach.
+
+    The command receives one ready ``tracker`` (a ``CostTracker`` filing its records under ``approach`` unless
+    --approach names another); ``tracker_from_options(kw)`` hands it over in commands that still ask for it.
+    """
+    if f is None:
+        return lambda g: cost_options(g, approach=approach)
     opts = [
         click.option("--cost-log", type=click.Path(file_okay=False), envvar="ESRANK_COST_LOG", default=None,
                      help="Append one cost record per stage (time, kWh, kg CO2, dollars) to DIR/cost.jsonl; "
@@ -39,16 +46,35 @@ def cost_options(f: F) -> F:
                      help="Name of the approach the records are filed under in the report "
                           "(default: the command's own, e.g. searchkeys or bart)."),
     ]
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        named = kw.get("approach") is not None
+        kw["tracker"] = _build(kw, approach)
+        kw["tracker"]._approach_named = named
+        return f(*args, **kw)
+
+    g: F = wrapper
     for o in reversed(opts):
-        f = o(f)
-    return f
+        g = o(g)
+    return g
 
 
-def tracker_from_options(kw: dict[str, Any], *, approach: str = "searchkeys") -> CostTracker:
-    """Pop the cost options from a command's kwargs and build its tracker.
+def tracker_from_options(kw: dict[str, Any], *, approach: str | None = None) -> CostTracker:
+    """The command's tracker (built by ``cost_options``), or one built from the cost options left in ``kw``.
 
+    ``approach`` files the records under that name unless --approach named another.
     Without --cost-log the tracker still times the stages (in memory) but measures no energy.
     """
+    tracker = kw.pop("tracker", None)
+    if isinstance(tracker, CostTracker):
+        if approach and not getattr(tracker, "_approach_named", False):
+            tracker.approach = approach
+        return tracker
+    return _build(kw, approach or "searchkeys")
+
+
+def _build(kw: dict[str, Any], approach: str) -> CostTracker:
+    """Pop the cost options from a command's kwargs and build its tracker."""
     opts = {k: kw.pop(k, None) for k in _KEYS}
     log_dir = opts["cost_log"]
     price = opts["price_per_hour"]
