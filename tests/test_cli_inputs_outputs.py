@@ -162,3 +162,27 @@ def test_empty_input_is_warned_by_load_and_neighbours(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["-q", "neighbours", "-", *_embedded(tmp_path), "--out", str(tmp_path / "p.jsonl")],
                            input=b"")
     assert r.exit_code == 0 and "esrank: warning: stdin: the input holds no documents" in r.stderr
+
+
+def test_option_decorators_hand_commands_ready_objects(tmp_path: Path) -> None:
+    import click
+
+    from esrank.commands.common import documents_input
+    from esrank.commands.retrieval import backend_options
+    from esrank.corpus import DocumentReader
+    from esrank.cost import CostTracker, cost_options
+    from esrank.retrieval.factory import BackendOptions
+
+    @click.command()
+    @documents_input()
+    @backend_options
+    @cost_options(approach="bart")
+    def cmd(data: str, reader: DocumentReader, options: BackendOptions, tracker: CostTracker) -> None:
+        assert isinstance(reader, DocumentReader) and isinstance(options, BackendOptions)
+        click.echo(f"{data} {reader.fields.keyphrase_sep} {reader.on_error} {options.index} {tracker.approach}")
+
+    r = CliRunner().invoke(cmd, ["-", "--index", "kp", "--keyphrase-sep", "|", "--on-error", "skip"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == "- | skip kp bart"
+    r = CliRunner().invoke(cmd, ["d.jsonl", "--index", "kp", "--approach", "mine"])
+    assert r.output.strip().endswith("kp mine")

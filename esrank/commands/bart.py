@@ -1,7 +1,6 @@
 """`esrank bart train` and `esrank bart predict`: the BART-KP One2Seq baseline."""
 from __future__ import annotations
 
-
 import click
 
 from ..corpus import DocumentReader
