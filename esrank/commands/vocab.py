@@ -31,7 +31,8 @@ _lang = click.option("--lang", envvar="ESRANK_LANG", default=None,
 @vocab.command("index")
 @_thesaurus
 @data_argument()
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Predictions JSONL to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Predictions JSONL to write (- for stdout).")
 @_lang
 @click.option("--df", "df_path", envvar="ESRANK_VOCAB_DF", type=click.Path(dir_okay=False), default=None,
               help="Document frequencies JSON (from 'esrank vocab df') for tf-idf.")
