@@ -83,7 +83,7 @@ def documents_input(*, require_keyphrases: bool = False, data_option: bool = Fal
     return decorate
 
 
-def data_argument(*, data_option: bool = True, envvar: str | None = None) -> Callable[[F], F]:
+def data_argument(*, data_option: bool = True, envvar: str | None = None, required: bool = True) -> Callable[[F], F]:
     """The positional DATA argument (``-`` = stdin); ``data_option`` keeps ``--data FILE`` one more release."""
     def decorate(f: F) -> F:
         @functools.wraps(f)
@@ -95,7 +95,7 @@ def data_argument(*, data_option: bool = True, envvar: str | None = None) -> Cal
                 warn("--data is deprecated and will be removed in the next release: give the documents as the "
                      "DATA argument")
                 data = old
-            if data is None:
+            if data is None and required:
                 raise click.UsageError("Missing argument 'DATA' (the input documents; - for stdin).")
             return f(*args, data=data, **kw)
 
@@ -103,8 +103,8 @@ def data_argument(*, data_option: bool = True, envvar: str | None = None) -> Cal
         if data_option:
             g = click.option("--data", "data_option", type=click.Path(dir_okay=False, allow_dash=True), default=None,
                              hidden=True, envvar=envvar, help="Deprecated spelling of the DATA argument.")(g)
-        g = click.argument("data", type=click.Path(dir_okay=False, allow_dash=True), required=not data_option,
-                           metavar="DATA")(g)
+        g = click.argument("data", type=click.Path(dir_okay=False, allow_dash=True),
+                           required=required and not data_option, metavar="DATA" if required else "[DATA]")(g)
         return g
 
     return decorate

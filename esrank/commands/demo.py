@@ -6,16 +6,14 @@ from typing import Any
 import click
 
 from ..cost import cost_options, tracker_from_options
-from .common import echo_err
+from .common import data_argument, echo_err
 from .ranking import DEFAULT_K
 
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="esrank-demo", show_default=True,
               envvar="ESRANK_DEMO_OUT", help="Directory for the index, model, predictions and evaluation.")
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
-              help="A corpus of your own instead of the sample (JSONL with keyphrases; a `domain` field is used "
-                   "to stratify the 80/20 split).")
+@data_argument(required=False)
 @click.option("--epochs", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2, 4096), default=64, show_default=True)
 @click.option("-k", "k", type=click.IntRange(1, 100), default=DEFAULT_K, envvar="ESRANK_K", show_default=True,
@@ -28,6 +26,9 @@ from .ranking import DEFAULT_K
 def demo_cmd(out: str, data: str | None, epochs: int, batch_size: int, k: int, threads: int | None,
              report_dir: str | None, **kw: Any) -> None:
     """Run the main job on the embedded index: index → fine-tune → rank → PRMU evaluation.
+
+    DATA: a corpus of your own instead of the sample (documents with keyphrases; a `domain` field is used to
+    stratify the 80/20 split).
 
     \b
     1. split the bundled sample corpus (90 documents, 3 domains) into 72 indexed/training and 18 held-out documents;
