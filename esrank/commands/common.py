@@ -65,10 +65,11 @@ def reader_from(kw: dict[str, Any], *, require_keyphrases: bool = False) -> Docu
                           rejects=kw.pop("rejects", None))
 
 
-def documents_input(*, require_keyphrases: bool = False, data_option: bool = False,
-                    help: str = "Input documents (JSONL, Parquet, CSV or TSV, optionally .gz/.bz2/.xz; - for stdin)."
-                    ) -> Callable[[F], F]:
+def documents_input(*, require_keyphrases: bool = False, data_option: bool = False) -> Callable[[F], F]:
     """The input documents: a positional DATA argument (``-`` = stdin) and the input options → ``data``, ``reader``.
+
+    DATA is JSONL, Parquet, CSV or TSV, optionally .gz/.bz2/.xz; its format comes from --input-format, the name or
+    the content.
 
     ``data_option`` also accepts the older ``--data FILE`` spelling for one release, with a deprecation line.
     """
