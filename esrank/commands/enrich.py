@@ -9,7 +9,7 @@ import click
 from ..cost import cost_options, tracker_from_options
 from ..errors import ConfigError
 from .common import chosen_format, echo_err, output_format_option
-from .ranking import model_options
+from .ranking import METHOD_CHOICES, model_options
 from .retrieval import backend_options, backend_options_from
 
 
@@ -25,8 +25,9 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
               help="Index (or alias) whose documents get keyphrases; may be the training index itself.")
 @backend_options(embedded=False)
 @model_options
-@click.option("--method", type=click.Choice(["model", "vote"]), default="model", show_default=True,
-              help="model: the bi-encoder; vote: the neighbour-vote baseline (no model, fast).")
+@click.option("--method", type=click.Choice(list(METHOD_CHOICES)), default="model", show_default=True,
+              help="model: the bi-encoder; vote: the neighbour-vote baseline (no model, fast); mix: the "
+                   "bi-encoder's cosine mixed with the normalised vote (see esrank rank --help).")
 @click.option("--text-fields", default="title,abstract", show_default=True, envvar="ESRANK_TEXT_FIELDS",
               help="Fields of the target documents to read, comma separated (dotted paths work); the first is "
                    "the title. Documents with none of them are skipped and counted.")
@@ -68,6 +69,17 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
 @click.option("--install-template", "template_pattern", default=None, envvar="ESRANK_INSTALL_TEMPLATE",
               metavar="PATTERN", help="Also install the enrichment field as a component template composed into an "
                                       "index template for PATTERN (e.g. 'papers-*'), so new indices get it.")
+@click.option("--follow", is_flag=True, envvar="ESRANK_FOLLOW",
+              help="Keep running: enrich documents as they arrive (or change), sleep when there is nothing to do, "
+                   "stop cleanly on SIGTERM/SIGINT. See docs/cluster.md.")
+@click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              envvar="ESRANK_POLL_INTERVAL", help="With --follow: seconds to sleep when no document needs work.")
+@click.option("--recheck-interval", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              envvar="ESRANK_RECHECK_INTERVAL",
+              help="With --follow: every this many seconds read every document, to redo those whose text changed "
+                   "since they were enriched (0: never; new and re-indexed documents are found every round).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, envvar="ESRANK_CHECKPOINT",
+              help="With --follow: a JSON file keeping rounds, totals and the last re-check across restarts.")
 @click.option("--force", is_flag=True, help="Enrich again documents already enriched by this model and version.")
 @click.option("--enrichment-version", "version", default=None, envvar="ESRANK_ENRICHMENT_VERSION",
               help="Version stamp written with the keyphrases (default: esrank's version + a fingerprint of the "
@@ -111,6 +123,17 @@ def enrich_cmd(**kw: Any) -> None:
         settings.validate()
         with connect(options) as cluster:
             echo_err(f"esrank: {install_template(cluster, kw['template_pattern'], settings.field)}")
+    if kw["follow"]:
+        from ..enrich.follow import follow_index
+
+        followed = follow_index(options, settings, method=kw["method"], model=kw["model"], device=kw["device"],
+                                precision=kw["precision"], threads=kw["threads"],
+                                max_seq_length=kw["max_doc_tokens"], poll_interval=kw["poll_interval"],
+                                recheck_interval=kw["recheck_interval"], checkpoint=kw["checkpoint"])
+        echo_err(f"esrank: follow stopped after {followed.rounds} rounds: {followed.stats.summary()}")
+        if followed.stats.failed:
+            raise SystemExit(1)
+        return
     report = enrich_index(options, settings, method=kw["method"], model=kw["model"], device=kw["device"],
                           precision=kw["precision"], threads=kw["threads"], tracker=tracker,
                           max_seq_length=kw["max_doc_tokens"])

@@ -330,7 +330,7 @@ def enrichment_version(settings: EnrichSettings, model: str, fingerprint: str, t
 
 
 @dataclass
-class _Setup:
+class RunSetup:
     """What every pass of a run shares: connections, ranker, model name and version."""
 
     cluster: Cluster
@@ -344,8 +344,8 @@ class _Setup:
     method_settings: dict[str, Any]
 
 
-def _open(options: BackendOptions, settings: EnrichSettings, method: str, model: str | None, device: str,
-          precision: str, threads: int | None, tracker: Any, max_seq_length: int | None) -> _Setup:
+def open_run(options: BackendOptions, settings: EnrichSettings, method: str, model: str | None, device: str,
+          precision: str, threads: int | None, tracker: Any, max_seq_length: int | None) -> RunSetup:
     """Connect to the server, open the training index and load the ranker."""
     settings.validate()
     methods = tuple(getattr(pipeline, "METHODS", ("model", "vote")))
@@ -375,7 +375,7 @@ def _open(options: BackendOptions, settings: EnrichSettings, method: str, model:
                   f"{settings.field}.source_hash"]
         method_settings = {"method": method} if "method" in RankSettings.__dataclass_fields__ else {}
         features = cluster.has_module("mapper-extras")
-        return _Setup(cluster, backend, ranker, name, version, exclude, source, features, method_settings)
+        return RunSetup(cluster, backend, ranker, name, version, exclude, source, features, method_settings)
     except BaseException:
         if backend is not None:
             backend.close()
@@ -383,14 +383,14 @@ def _open(options: BackendOptions, settings: EnrichSettings, method: str, model:
         raise
 
 
-def _not_done(settings: EnrichSettings, model: str, version: str) -> dict[str, Any]:
+def not_done_query(settings: EnrichSettings, model: str, version: str) -> dict[str, Any]:
     """The documents of the target (and ``--query``) not yet enriched by this model and version."""
     done = {"bool": {"filter": [{"term": {f"{settings.field}.model": model}},
                                 {"term": {f"{settings.field}.version": version}}]}}
     return {"bool": {"must": [settings.query or {"match_all": {}}], "must_not": [done]}}
 
 
-def _run_pass(setup: _Setup, settings: EnrichSettings, report: EnrichReport, query: dict[str, Any] | None,
+def run_pass(setup: RunSetup, settings: EnrichSettings, report: EnrichReport, query: dict[str, Any] | None,
               tracker: Any, on_batch_read: BatchHook | None, stop: threading.Event | None = None,
               total: int | None = None) -> EnrichStats:
     """One pass over the target index (one point in time): read, rank and write every matching document."""
@@ -429,19 +429,19 @@ def enrich_index(options: BackendOptions, settings: EnrichSettings, *, method: s
                  on_batch_read: BatchHook | None = None, max_seq_length: int | None = None) -> EnrichReport:
     """Enrich the documents of ``settings.target_index`` with keyphrases ranked from the training index
     ``options.index`` (``method`` ``model``: the bi-encoder; ``vote``: the neighbour-vote baseline)."""
-    setup = _open(options, settings, method, model, device, precision, threads, tracker, max_seq_length)
+    setup = open_run(options, settings, method, model, device, precision, threads, tracker, max_seq_length)
     try:
         cluster = setup.cluster
         report = EnrichReport(EnrichStats(), setup.model, setup.version)
         query = dict(settings.query) if settings.query else None
         if settings.resume and not settings.force:
-            query = _not_done(settings, setup.model, setup.version)
+            query = not_done_query(settings, setup.model, setup.version)
             report.before = count(cluster, settings.target_index, {"bool": {"filter": [
                 settings.query or {"match_all": {}}, *query["bool"]["must_not"]]}})
         if not settings.dry_run:
             report.mapping = ensure_mapping(cluster, settings.target_index, settings.field, settings.text_fields)
         total = count(cluster, settings.target_index, query) if settings.slice_max == 1 else None
-        report.stats = _run_pass(setup, settings, report, query, tracker, on_batch_read, total=total)
+        report.stats = run_pass(setup, settings, report, query, tracker, on_batch_read, total=total)
         return report
     finally:
         setup.backend.close()
