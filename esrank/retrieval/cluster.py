@@ -254,18 +254,36 @@ class Cluster:
         except BackendError as e:
             if "UnsupportedProductError" not in e.reason:
                 raise
-            raise BackendError(f"{self.config.url} is not Elasticsearch (the elasticsearch client refuses it); "
-                               "for OpenSearch use --backend opensearch") from None
-        if distribution != self.kind:
+            distribution, number = self._refused_server()
+            if distribution != "elasticsearch":
+                raise BackendError(f"{self.config.url} is not Elasticsearch (the elasticsearch client refuses it); "
+                                   "for OpenSearch use --backend opensearch") from None
+        major = int(number.split(".")[0]) if number[:1].isdigit() else -1
+        kind = "elasticsearch" if distribution == "elasticsearch" and major < SUPPORTED_MAJOR[distribution] \
+            else self.kind  # an old Elasticsearch is unsupported whatever --backend said
+        if distribution != kind:
             raise BackendError(f"{self.config.url} is {distribution} {number}, not {self.kind}; "
                                f"use --backend {distribution}")
-        major = int(number.split(".")[0]) if number[:1].isdigit() else -1
-        want = SUPPORTED_MAJOR[self.kind]
+        want = SUPPORTED_MAJOR[kind]
         if major != want:
-            client = "elasticsearch" if self.kind == "elasticsearch" else "opensearch-py"
-            raise BackendError(f"{self.kind} server {number} at {self.config.url} is not supported: esrank uses the "
-                               f"{client} {want}.x client and needs a {self.kind} {want}.x server")
+            client = "elasticsearch" if kind == "elasticsearch" else "opensearch-py"
+            raise BackendError(f"{kind} server {number} at {self.config.url} is not supported: esrank uses the "
+                               f"{client} {want}.x client and needs a {kind} {want}.x server")
         self.version = number
+
+    def _refused_server(self) -> tuple[str, str]:
+        """(distribution, version) of a server the elasticsearch client refuses, asked through opensearch-py
+        (Elasticsearch before 7.14 sends no product header); ("", "") when that cannot tell."""
+        try:
+            other = Cluster(self.config, "opensearch")
+        except Exception:  # opensearch-py not installed: nothing more to learn
+            return "", ""
+        try:
+            return other.server_version()
+        except Exception:
+            return "", ""
+        finally:
+            other.close()
 
     def has_analyzer(self, analyzer: str) -> bool:
         """Whether the server knows a built-in analyzer (``_analyze`` answers 400 when it does not)."""

@@ -80,7 +80,7 @@ def test_item_failures_go_to_the_dead_letter_file(es_server, tmp_path: Path) -> 
 
 
 @pytest.mark.server
-def test_embedded_and_opensearch_agree_on_neighbours(es_server, os_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_and_opensearch_agree_on_neighbours(os_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Both use Porter stemming and BM25 k1=1.5 b=0.75: nearly the same neighbours."""
     from esrank.corpus import read_documents
     from esrank.ranking.pools import neighbour_batches
