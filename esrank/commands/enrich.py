@@ -33,7 +33,8 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
                    "the title. Documents with none of them are skipped and counted.")
 @click.option("--field", "field_name", default="esrank", show_default=True, envvar="ESRANK_ENRICH_FIELD",
               help="The one field written: {keyphrases: [{phrase, score, category}], absent, model, version, "
-                   "enriched_at}. Its mapping (mappings/enrichment.json) is added; other fields are never touched.")
+                   "enriched_at, source_hash, scores (rank_features)}. Its mapping (mappings/enrichment.json) is "
+                   "added; other fields are never touched.")
 @click.option("--only-absent", is_flag=True, help="Keep only keyphrases absent from the text (PRMU R, M, U).")
 @click.option("--top-n", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="Keyphrases kept per document.")
