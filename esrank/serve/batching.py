@@ -92,13 +92,18 @@ class MicroBatcher(Generic[T, R]):
             return
         flat = [item for items, _ in live for item in items]
         try:
-            results = list(self.fn(flat))
-            if len(results) != len(flat):
-                raise RuntimeError(f"{len(flat)} items but {len(results)} results")
-        except BaseException as e:  # noqa: BLE001 - every waiting caller gets the error
-            log.exception("ranking a batch of %d documents failed", len(flat))
-            for _, fut in live:
-                fut.set_exception(e)
+            results = self._call(flat)
+        except BaseException as e:  # noqa: BLE001
+            if len(live) == 1:
+                log.exception("ranking a batch of %d documents failed", len(flat))
+                live[0][1].set_exception(e)
+                return
+            for items, fut in live:  # one caller's documents must not fail the others': each on its own
+                try:
+                    fut.set_result(self._call(items))
+                except BaseException as e1:  # noqa: BLE001 - that caller gets the error
+                    log.exception("ranking a request of %d documents failed", len(items))
+                    fut.set_exception(e1)
             return
         start = 0
         for items, fut in live:
@@ -109,6 +114,12 @@ class MicroBatcher(Generic[T, R]):
         st.items += len(flat)
         st.requests += len(live)
         st.largest_batch_requests = max(st.largest_batch_requests, len(live))
+
+    def _call(self, items: list[T]) -> list[R]:
+        results = list(self.fn(items))
+        if len(results) != len(items):
+            raise RuntimeError(f"{len(items)} items but {len(results)} results")
+        return results
 
     def close(self, timeout: float | None = None) -> None:
         """Stop accepting, finish every queued request, stop the worker."""

@@ -77,3 +77,23 @@ def test_info(ranker):
     assert info["index"] == "kp" and info["backend"] == "embedded" and info["k"] == 5
     assert info["method"] == "model" and info["version"] == esrank.__version__
     assert info["model"] == "all-MiniLM-L6-v2"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("server", ["es_server", "os_server"])
+def test_open_an_index_on_a_server(server, request, sample_split):
+    """url=...: the same API on an index of a real Elasticsearch / OpenSearch node (method vote: no model)."""
+    import uuid
+
+    url = request.getfixturevalue(server).url
+    name = f"kp-api-{uuid.uuid4().hex[:8]}"
+    loader = open_backend(BackendOptions.server(name, url), create=True)
+    try:
+        loader.bulk_add(sample_split[0])
+        with esrank.KeyphraseRanker.open(index=name, url=url, method="vote", k=5, top_n=5) as r:
+            assert r.info()["backend"] in ("elasticsearch", "opensearch")
+            preds = r.predict_many([{"title": d.title, "text": d.text} for d in sample_split[1][:3]])
+            assert len(preds) == 3 and all(1 <= len(p) <= 5 for p in preds)
+    finally:
+        loader.cluster.delete_index(name)  # type: ignore[attr-defined]
+        loader.close()
