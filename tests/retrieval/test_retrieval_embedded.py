@@ -10,7 +10,7 @@ import pytest
 
 from esrank.corpus import Document
 from esrank.errors import BackendError, ConfigError
-from esrank.retrieval.bm25_index import Analyzer, bm25_matrix
+from esrank.retrieval.bm25_index import Analyzer, Scorer, bm25_matrix
 from esrank.retrieval.embedded import EmbeddedBackend, default_index_path
 from esrank.retrieval.factory import BackendOptions, open_backend, resolve_kind
 from esrank.retrieval.loading import load_corpus
@@ -148,3 +148,44 @@ def test_replacing_a_document_compacts_the_log(tmp_path: Path) -> None:
     (res,) = b.neighbours([Document("q", "quantum", "")], 3)
     assert [(n.id, n.keyphrases) for n in res] == [("a", ("quantum",))]
     assert np.isfinite(res[0].score) and res[0].score > 0
+
+
+def test_top_k_equals_scoring_every_document() -> None:
+    rng = np.random.default_rng(7)
+    n_docs, n_terms = 3000, 400
+    an = Analyzer("none", "en")
+    # Zipf-like documents: a few terms in most documents (what pruning skips), many rare ones
+    texts = [" ".join(f"t{int(x)}" for x in np.minimum(rng.zipf(1.3, size=int(rng.integers(5, 80))), n_terms))
+             for _ in range(n_docs)]
+    terms, doc_of, n = an.corpus_terms(texts)
+    data, indices, indptr = bm25_matrix(terms, doc_of, n, len(an.vocab), 1.5, 0.75)
+    scorer = Scorer(data, indices, indptr, n)
+    dense = np.zeros((len(an.vocab), n))
+    for t in range(len(an.vocab)):
+        dense[t, indices[indptr[t]:indptr[t + 1]]] = data[indptr[t]:indptr[t + 1]]
+    queries = []
+    for _ in range(60):
+        ids = np.unique(rng.integers(0, len(an.vocab), size=int(rng.integers(1, 60))))
+        queries.append((ids, rng.integers(1, 6, size=len(ids))))
+    for k in (1, 5, 20):
+        for (ids, w), (docs, scores) in zip(queries, scorer.top_k(queries, [k] * len(queries))):
+            full = (dense[ids] * w[:, None]).sum(axis=0)
+            expect = np.lexsort((np.arange(n), -full))[:k]
+            expect = expect[full[expect] > 0]
+            assert np.allclose(scores, full[expect], rtol=1e-5)  # the same k best scores
+            assert np.allclose(full[docs], scores, rtol=1e-5)  # each returned score is the document's score
+
+
+def test_vectorised_corpus_analysis_equals_the_regex_tokenizer() -> None:
+    texts = ["Ünïcödé ÉCOLE naïve café—coffee “quoted” 日本語テキスト x_y __ a1 ß İstanbul ﬁne 2.5kg",
+             "", "a b c", "The networks' NETWORKING, networked: net-work!", "tabs\tand\nnewlines\r\nhere"]
+    texts += [f"doc {i} shares words with doc {i - 1} and zebra{i % 3}" for i in range(50)]
+    fast = Analyzer("porter", "en")
+    terms, doc_of, n = fast.corpus_terms(texts, chunk=7)  # several chunks, so the vocabulary carries over
+    slow = Analyzer("porter", "en")
+    expected = [[slow.term_names()[i] for i in slow.term_ids(t).tolist()] for t in texts]
+    got: list[list[str]] = [[] for _ in texts]
+    for t, d in zip(terms.tolist(), doc_of.tolist()):
+        got[d].append(fast.term_names()[t])
+    assert n == len(texts) and got == expected
+    assert got[0][:3] == ["ünïcödé", "école", "naïv"] and "x_y" in got[0] and "__" in got[0]
