@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from ..retrieval.cluster import ConnectionConfig
 from ..cost import cost_options, tracker_from_options
 from ..retrieval.factory import BACKENDS, BackendOptions
+from ..retrieval.query import DEFAULT_MAX_TERMS
 from .common import check_outputs, echo_err, fields_from, input_options, read_input, warn
 
 F = Callable[..., Any]
@@ -53,9 +54,10 @@ def backend_options(f: F | None = None, *, target: bool = False, embedded: bool 
                      show_default=True,
                      help="Retries per request or bulk item on HTTP 429/502/503/504 and connection errors "
                           "(exponential backoff from 0.5 s, capped at 30 s)."),
-        click.option("--max-query-terms", type=click.IntRange(1, 1000), default=200,
+        click.option("--max-query-terms", type=click.IntRange(1, 1000), default=DEFAULT_MAX_TERMS,
                      envvar="ESRANK_MAX_QUERY_TERMS", show_default=True,
-                     help="A query document is cut to this many distinct words."),
+                     help="Most distinct terms in a query document: a longer one keeps its terms of highest "
+                          "tf·idf (the index's idf), each weighted by its frequency."),
     ]
     if target:
         opts.append(click.option("--index", "index_deprecated", default=None, hidden=True,
