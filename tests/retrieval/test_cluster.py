@@ -156,3 +156,38 @@ def test_one_module_talks_to_the_server() -> None:
                                                                   ".client.", "kind == \"elasticsearch\"")):
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+def test_template_joins_an_existing_index_template(cluster: Cluster) -> None:  # noqa: F811
+    from esrank.enrich.write import install_template
+
+    prefix = cluster.name("own")
+    es = EsCluster.connect(ConnectionConfig(cluster.url))
+    try:
+        es.put_index_template(f"{prefix}-users", [f"{prefix}-*"], priority=7,
+                              template={"mappings": {"properties": {"lang": {"type": "keyword"}}}})
+        said = install_template(es, f"{prefix}-*", "kp_field")
+        assert said == f"component template 'esrank-enrichment-kp_field' added to index template '{prefix}-users' " \
+                       f"({prefix}-*)"
+        template = es.get_index_template(f"{prefix}-users")
+        assert template is not None and template["composed_of"] == ["esrank-enrichment-kp_field"]
+        assert template["priority"] == 7 and es.get_index_template("esrank-enrichment-kp_field") is None
+        assert install_template(es, f"{prefix}-*", "kp_field") == said  # idempotent
+        es.create_index(f"{prefix}-1")
+        cluster.made.append(f"{prefix}-1")
+        props = es.get_mappings(f"{prefix}-1")[f"{prefix}-1"]["properties"]
+        assert props["lang"] == {"type": "keyword"} and "keyphrases" in props["kp_field"]["properties"]
+    finally:
+        es.delete_index_template(f"{prefix}-users")
+        es.delete_component_template("esrank-enrichment-kp_field")
+        es.close()
+
+
+def test_backends_are_context_managers(backend_options) -> None:  # type: ignore[no-untyped-def]
+    from esrank.retrieval.factory import open_backend
+
+    options = backend_options("ctx")
+    with open_backend(options, create=True) as backend:
+        assert backend.bulk_add(SAMPLE[:3]).indexed == 3
+    with open_backend(options) as backend:
+        assert backend.count() == 3
