@@ -191,3 +191,32 @@ def test_backends_are_context_managers(backend_options) -> None:  # type: ignore
         assert backend.bulk_add(SAMPLE[:3]).indexed == 3
     with open_backend(options) as backend:
         assert backend.count() == 3
+
+
+def test_an_incomplete_aliased_load_leaves_the_alias_and_resume_finishes_it(cluster: Cluster, tmp_path: Path  # noqa: F811
+                                                                             ) -> None:
+    alias = cluster.name("resume")
+    _load(cluster, "--index", alias, "--alias")
+    es = EsCluster(ConnectionConfig(cluster.url), cluster.kind)
+    try:
+        (first,) = es.alias_indices(alias)
+        docs = [{"id": f"n{i}", "title": f"new {i}", "abstract": "text", "keyphrases": ["x" * 40000 if i == 3 else "ok"]}
+                for i in range(8)]
+        data = tmp_path / "new.jsonl"
+        data.write_text("".join(json.dumps(d) + "\n" for d in docs))
+        r = CliRunner().invoke(main, ["load", str(data), "--url", cluster.url, "--index", alias, "--alias",
+                                      "--dead-letter", str(tmp_path / "dead.jsonl")])
+        assert r.exit_code == 1 and f"alias '{alias}' left as it was" in r.output, r.output
+        assert es.alias_indices(alias) == [first] and es.count(alias) == len(SAMPLE)
+        pending = [i for i in es.indices(f"{alias}-*") if i != first]
+        assert len(pending) == 1 and es.count(pending[0]) == 7
+        cluster.made.append(pending[0])
+        docs[3]["keyphrases"] = ["fixed"]
+        data.write_text("".join(json.dumps(d) + "\n" for d in docs))
+        r = CliRunner().invoke(main, ["load", str(data), "--url", cluster.url, "--index", alias, "--alias",
+                                      "--resume"])
+        assert r.exit_code == 0, r.output
+        assert "indexed 1 (1 new)" in r.output and "7 already indexed" in r.output, r.output
+        assert es.alias_indices(alias) == pending and es.count(alias) == 8 and not es.index_exists(first)
+    finally:
+        es.close()
