@@ -30,7 +30,8 @@ def model_options(f: Any) -> Any:
                      show_default=True, help="auto: the GPU when there is one, else the CPU; cuda:N for one GPU."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
                      envvar="ESRANK_PRECISION", show_default=True,
-                     help="auto: fp16 on GPU, bf16 autocast on CPUs with native bf16 (AMX/AVX512-BF16), else fp32."),
+                     help="auto: on a GPU bf16 where it supports bf16, else fp16; on a CPU bf16 autocast where it "
+                          "has native bf16 (AMX/AVX512-BF16), else fp32."),
         click.option("--threads", type=click.IntRange(1, 1024), default=None, envvar="ESRANK_THREADS",
                      help="CPU threads for torch (default: torch's choice)."),
         click.option("--max-doc-tokens", type=click.IntRange(16, 8192), default=None, envvar="ESRANK_MAX_DOC_TOKENS",
