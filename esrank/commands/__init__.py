@@ -56,10 +56,11 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from . import bart, cluster, demo, enrich, evaluate, ranking, report, retrieval, serve, vocab
+    from . import bart, cluster, demo, enrich, evaluate, export, ranking, report, retrieval, serve, vocab
 
     for cmd in (*evaluate.COMMANDS, vocab.vocab, report.report_cmd, bart.bart_group, *retrieval.COMMANDS,
-                *ranking.COMMANDS, *demo.COMMANDS, *enrich.COMMANDS, *serve.COMMANDS, *cluster.COMMANDS):
+                *ranking.COMMANDS, *export.COMMANDS, *demo.COMMANDS, *enrich.COMMANDS, *serve.COMMANDS,
+                *cluster.COMMANDS):
         main.add_command(cmd)
 
 

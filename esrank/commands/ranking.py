@@ -20,8 +20,16 @@ DEFAULT_METHOD = "model"
 VALIDATION_SHARE = 0.05
 
 
+def _set_runtime(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--runtime: the document runtime of every model this command loads (Ranker.load / KeyphraseRanker)."""
+    from ..ranking.encoder import set_default_runtime
+
+    set_default_runtime(value)
+    return value
+
+
 def model_options(f: Any) -> Any:
-    """--model, --device, --precision, --threads."""
+    """--model, --device, --precision, --threads, --max-doc-tokens, --runtime."""
     opts = [
         click.option("--model", envvar="ESRANK_MODEL", default=None,
                      help="Sentence-Transformers model dir (e.g. from `esrank train`) or hub name when online "
@@ -37,6 +45,11 @@ def model_options(f: Any) -> Any:
         click.option("--max-doc-tokens", type=click.IntRange(16, 8192), default=None, envvar="ESRANK_MAX_DOC_TOKENS",
                      help="Truncate documents to this many word pieces before encoding (default: the model's, 256 "
                           "for MiniLM); 128 is about twice as fast (see docs/benchmarks.md)."),
+        click.option("--runtime", type=click.Choice(["auto", "torch", "onnx", "openvino"]), default="auto",
+                     envvar="ESRANK_RUNTIME", show_default=True, expose_value=False, callback=_set_runtime,
+                     help="Document encoder: auto = the fastest export of the model whose quality check passed "
+                          "(`esrank export-model`), else torch; onnx/openvino export the model on first use "
+                          "(extras esrank[onnx] / esrank[openvino]; see docs/ranking.md)."),
     ]
     for o in reversed(opts):
         f = o(f)

@@ -20,6 +20,18 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, "", "default", DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_default_runtime: str | None = None
+
+
+def set_default_runtime(runtime: str | None) -> None:
+    """The document runtime of every later ``Encoder.load`` without one (the CLI's --runtime sets it)."""
+    global _default_runtime
+    _default_runtime = runtime
+
+
+def default_runtime() -> str:
+    """The runtime set by ``set_default_runtime``, else $ESRANK_RUNTIME, else torch."""
+    return _default_runtime or os.environ.get("ESRANK_RUNTIME") or "torch"
 
 
 def default_model_path() -> Path:
@@ -142,18 +154,28 @@ def model_fingerprint(model: Any) -> str:
 class Encoder:
     """A SentenceTransformer on a device at a precision; encodes texts to L2-normalised float32 rows."""
 
-    def __init__(self, model: Any, device: str = "cpu", precision: str = "fp32", batch_size: int = 64) -> None:
+    def __init__(self, model: Any, device: str = "cpu", precision: str = "fp32", batch_size: int = 64,
+                 exported: Any = None) -> None:
         self.model = model
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
+        # an esrank.ranking.runtimes.ExportedModel that encodes documents (None: torch does)
+        self.exported = exported
         self._fingerprint: str | None = None
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, *, device: str = "auto", precision: str = "auto",
              threads: int | None = None, batch_size: int | None = None,
-             max_seq_length: int | None = None) -> "Encoder":
-        """Load a model (default all-MiniLM-L6-v2, offline) and pick device, precision and threads."""
+             max_seq_length: int | None = None, runtime: str | None = None,
+             export_dir: str | os.PathLike[str] | None = None) -> "Encoder":
+        """Load a model (default all-MiniLM-L6-v2, offline); pick device, precision, threads and document runtime.
+
+        ``runtime`` auto|torch|onnx|openvino encodes documents (keyphrases always go through torch and the cache);
+        onnx/openvino export the model on first use, auto takes the fastest export whose quality check passed
+        (torch when there is none); None: ``default_runtime()``.
+        """
+        runtime = (runtime or default_runtime()).lower()
         if threads is not None:
             if threads < 1:
                 raise ConfigError(f"threads must be at least 1, not {threads}")
@@ -164,7 +186,25 @@ class Encoder:
         st.eval()
         if max_seq_length:
             st.max_seq_length = max_seq_length
-        return cls(st, dev, prec, batch_size or (256 if dev.startswith("cuda") else 64))
+        enc = cls(st, dev, prec, batch_size or (256 if dev.startswith("cuda") else 64))
+        if runtime != "torch":
+            from .runtimes import RUNTIMES, open_runtime
+
+            if runtime not in RUNTIMES:
+                raise ConfigError(f"unknown runtime {runtime!r}; use {', '.join(RUNTIMES)}")
+            if dev == "cpu":
+                fp = model_fingerprint(st)
+                enc._fingerprint = f"{fp}-{prec}"
+                enc.exported = open_runtime(st, resolve_model(model), fp, runtime,
+                                            threads=torch.get_num_threads(), precision=prec, export_dir=export_dir)
+            elif runtime != "auto":
+                raise ConfigError(f"--runtime {runtime} runs on the CPU; use --device cpu or --runtime torch")
+        return enc
+
+    @property
+    def runtime(self) -> str:
+        """The runtime that encodes documents: torch, or e.g. onnx-int8 / openvino-fp32."""
+        return "torch" if self.exported is None else str(self.exported.name)
 
     @property
     def fingerprint(self) -> str:
@@ -197,6 +237,12 @@ class Encoder:
             emb = self.model.encode(list(texts), batch_size=batch_size or self.batch_size, convert_to_tensor=True,
                                     normalize_embeddings=True, show_progress_bar=False)
         return torch.nn.functional.normalize(emb.float().cpu(), dim=1)
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+        """Like ``encode``, through the exported runtime when there is one (documents are what it speeds up)."""
+        if self.exported is None or not texts:
+            return self.encode(texts, batch_size)
+        return torch.from_numpy(self.exported.encode(list(texts), batch_size or 32))
 
 
 def default_cache_dir() -> Path:
@@ -337,7 +383,8 @@ class EmbeddingCache:
 def describe(encoder: Encoder) -> dict[str, Any]:
     """Device, precision, threads and bf16 support, for logs and model cards."""
     bf16, why = cpu_bf16_support()
-    return {"device": encoder.device, "precision": encoder.precision, "threads": torch.get_num_threads(),
+    return {"device": encoder.device, "precision": encoder.precision, "runtime": encoder.runtime,
+            "threads": torch.get_num_threads(),
             "cpu_bf16": bf16, "cpu_bf16_reason": why, "fingerprint": encoder.fingerprint}
 
 

@@ -96,20 +96,23 @@ class Ranker:
     def load(cls, model: str | os.PathLike[str] | None = None, *, device: str = "auto", precision: str = "auto",
              threads: int | None = None, batch_size: int | None = None, max_seq_length: int | None = None,
              cache_size: int = 200_000, disk_cache: bool | str | os.PathLike[str] = False,
-             remember_documents: bool = False) -> "Ranker":
-        """A ranker on a model (default all-MiniLM-L6-v2, offline); ``disk_cache`` True or a directory."""
+             remember_documents: bool = False, runtime: str | None = None) -> "Ranker":
+        """A ranker on a model (default all-MiniLM-L6-v2, offline); ``disk_cache`` True or a directory.
+
+        ``runtime`` auto|torch|onnx|openvino encodes the documents (see ``Encoder.load``; None: the default).
+        """
         enc = Encoder.load(model, device=device, precision=precision, threads=threads, batch_size=batch_size,
-                           max_seq_length=max_seq_length)
+                           max_seq_length=max_seq_length, runtime=runtime)
         return cls(enc, EmbeddingCache(enc, capacity=cache_size, disk=disk_cache),
                    remember_documents=remember_documents)
 
     def _encode_documents(self, documents: Sequence[Document]) -> torch.Tensor:
         if self._documents is None:
-            return self.encoder.encode([d.full_text for d in documents])
+            return self.encoder.encode_documents([d.full_text for d in documents])
         keys = [(d.id, d.full_text) for d in documents]
         todo = list(dict.fromkeys(k for k in keys if k not in self._documents))
         if todo:
-            for key, emb in zip(todo, self.encoder.encode([text for _, text in todo])):
+            for key, emb in zip(todo, self.encoder.encode_documents([text for _, text in todo])):
                 self._documents[key] = emb
         return torch.stack([self._documents[k] for k in keys]) if keys else torch.zeros(0, self.encoder.dim)
 
