@@ -102,7 +102,7 @@ def prmu_rows(gold_docs: Iterable[Document], systems: Mapping[str, Mapping[str, 
             for m in MAIN_METRICS:
                 v, n = scores.mean(m, subset)
                 base, _ = result.systems[baseline].mean(m, subset)
-                s = by.get((name, m))
+                s = by.get((name, m)) if group == "all" else None  # the tests are over all documents only
                 ratio = v / base if base and not math.isnan(base) and not math.isnan(v) else None
                 rows.append({"group": group, "system": name, "metric": m, "value": _clean(v), "n": n,
                              "ratio_to_baseline": ratio, "p_randomization": s.p_randomization if s else None,
