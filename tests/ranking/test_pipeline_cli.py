@@ -34,7 +34,16 @@ def tiny_model(split):
     assert r.exit_code == 0, r.output
     assert (out / "esrank_card.json").is_file() and (out / "modules.json").is_file()
     card = json.loads((out / "esrank_card.json").read_text())
-    assert card["loss"] == "masked-mnr" or card.get("hyper_parameters", {}).get("loss") == "masked-mnr"
+    assert card["loss"]["name"] == "masked-mnr" and card["hyper_parameters"]["loss"] == "masked-mnr"
+    # training really ran and changed the model: optimiser steps with a finite loss, weights moved from the base
+    assert card["training"]["steps"] >= 1 and 0 < card["training"]["final_loss"] < 100
+    from esrank.ranking.encoder import Encoder
+
+    base = Encoder.load(None, device="cpu", precision="fp32").model.state_dict()
+    tuned = Encoder.load(str(out), device="cpu", precision="fp32").model.state_dict()
+    assert base.keys() == tuned.keys()
+    moved = [k for k in base if base[k].dtype.is_floating_point and not (base[k] == tuned[k]).all()]
+    assert len(moved) > len(base) // 2, f"only {len(moved)} of {len(base)} tensors changed"
     mix = card["mix"]
     assert mix["validation_documents"] == 2 and mix["k"] == 5 and len(mix["grid"]) == 21
     assert mix["weight"] in [g["weight"] for g in mix["grid"]] and "mix weight" in r.stderr
