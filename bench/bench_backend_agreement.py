@@ -40,7 +40,7 @@ def run(options: BackendOptions, k: int) -> Run:
         found = backend.neighbours(docs, k, [{d.id} for d in docs])
         if hasattr(backend, "cluster"):
             terms = backend.query_terms(docs)  # type: ignore[attr-defined]
-            backend.cluster.delete_index(options.index)  # type: ignore[attr-defined]
+            backend.cluster.delete_index(options.index)
         else:
             names = backend._analyzer.term_names()  # type: ignore[attr-defined]
             terms = [{names[i]: int(f) for i, f in zip(*backend.query(d))} for d in docs]  # type: ignore[attr-defined]
@@ -81,7 +81,7 @@ def server_url(kind: str, started: list[Any]) -> str:
     env = "ESRANK_TEST_ES_URL" if kind == "elasticsearch" else "ESRANK_TEST_OS_URL"
     if os.environ.get(env):
         return os.environ[env].rstrip("/")
-    from servers import ELASTICSEARCH, OPENSEARCH, Server
+    from servers import ELASTICSEARCH, OPENSEARCH, Server  # type: ignore[import-not-found]
 
     server = Server(ELASTICSEARCH if kind == "elasticsearch" else OPENSEARCH).start()
     started.append(server)
