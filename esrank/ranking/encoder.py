@@ -184,6 +184,8 @@ class Encoder:
         prec = choose_precision(precision, dev)
         st = load_model(model, device=dev)
         st.eval()
+        # exports are keyed by the model as saved: their graphs take any length, --max-doc-tokens cuts the input
+        fp = model_fingerprint(st) if runtime != "torch" else None
         if max_seq_length:
             st.max_seq_length = max_seq_length
         enc = cls(st, dev, prec, batch_size or (256 if dev.startswith("cuda") else 64))
@@ -192,9 +194,7 @@ class Encoder:
 
             if runtime not in RUNTIMES:
                 raise ConfigError(f"unknown runtime {runtime!r}; use {', '.join(RUNTIMES)}")
-            if dev == "cpu":
-                fp = model_fingerprint(st)
-                enc._fingerprint = f"{fp}-{prec}"
+            if dev == "cpu" and fp is not None:
                 enc.exported = open_runtime(st, resolve_model(model), fp, runtime,
                                             threads=torch.get_num_threads(), precision=prec, export_dir=export_dir)
             elif runtime != "auto":

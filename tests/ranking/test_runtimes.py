@@ -159,3 +159,14 @@ def test_missing_package_is_one_line_error(runtime, module, extra, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("esrank: error: ") and f'pip install "esrank[{extra}]"' in lines[0]
+
+
+def test_max_doc_tokens_uses_the_same_export(onnx_encoder, model_dir):
+    """--max-doc-tokens cuts the documents, not the exported graph: the export made at the model's length is used."""
+    stamps = {p.name: p.stat().st_mtime_ns for p in (model_dir / "onnx").iterdir()}
+    cut = Encoder.load(str(model_dir), device="cpu", precision="fp32", threads=2, runtime="onnx",
+                       max_seq_length=128)
+    assert cut.runtime == "onnx-int8" and cut.model.max_seq_length == 128
+    assert {p.name: p.stat().st_mtime_ns for p in (model_dir / "onnx").iterdir()} == stamps
+    long_text = " ".join(["keyphrase ranking with retrieval"] * 100)
+    assert cut.encode_documents([long_text]).shape == (1, 384)
