@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .candidates import Candidate, CandidatePool, pool_from_neighbours
     from .encoder import EmbeddingCache, Encoder
+    from .mix import MixFit, fit_mix, mix_scores
     from .pipeline import RankSettings, rank_documents
     from .ranker import Ranker, RankStats, vote_rank_pools
     from .training import TrainConfig, train
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Candidate": "candidates", "CandidatePool": "candidates", "pool_from_neighbours": "candidates",
     "EmbeddingCache": "encoder", "Encoder": "encoder",
+    "MixFit": "mix", "fit_mix": "mix", "mix_scores": "mix",
     "RankSettings": "pipeline", "rank_documents": "pipeline",
     "Ranker": "ranker", "RankStats": "ranker", "vote_rank_pools": "ranker",
     "TrainConfig": "training", "train": "training",
