@@ -290,9 +290,10 @@ def choose(root: Path, runtime: str, fingerprint: str) -> tuple[str, str] | None
     """(runtime, variant) to use: for auto the fastest passed variant of any export faster than torch."""
     best: tuple[float, str, str] | None = None
     for rt in (EXPORT_RUNTIMES if runtime == "auto" else (runtime,)):
-        if runtime == "auto" and not available(rt):
+        variants = usable_variants(root, rt, fingerprint)
+        if not variants or (runtime == "auto" and not available(rt)):  # files first: importing openvino is slow
             continue
-        for variant, entry in usable_variants(root, rt, fingerprint).items():
+        for variant, entry in variants.items():
             speed = float(entry["check"].get("speedup_vs_torch_fp32", 0.0))
             if best is None or speed > best[0]:
                 best = (speed, rt, variant)
