@@ -171,8 +171,7 @@ def prepare(title: str, text: str, *, strict: bool = False) -> StemmedText:
                 parts.append(_stem_lookup(tok))
             elif parts[-1] != _BOUNDARY:
                 parts.append(_BOUNDARY)
-    stems = frozenset(p for p in parts if p != _BOUNDARY)
-    return StemmedText(" " + " ".join(parts) + " ", stems)
+    return StemmedText(" " + " ".join(parts) + " ", frozenset(p for p in parts if p != _BOUNDARY))
 
 
 def classify_key(key: str, doc: StemmedText) -> PrmuClass:

@@ -42,8 +42,8 @@ def result_grid(result: EvalResult, metrics: Sequence[str] = MAIN_METRICS, *,
     blocks = []
     for group, ids in result.groups.items():
         header = ["system"] + [METRIC_LABELS.get(m, m) for m in metrics]
-        rows = []
-        ns = []
+        rows: list[list[object]] = []
+        ns: list[object] = []
         for name, s in result.systems.items():
             row: list[object] = [name]
             for m in metrics:
@@ -52,7 +52,7 @@ def result_grid(result: EvalResult, metrics: Sequence[str] = MAIN_METRICS, *,
                 if len(ns) < len(metrics):
                     ns.append(n)
             rows.append(row)
-        rows.append(["n (documents)"] + ns)
+        rows.append(["n (documents)", *ns])
         title = f"{group} ({len(ids)} documents)" + (", strict PRMU" if result.strict else "")
         blocks.append((f"**{title}**\n\n" if markdown else f"{title}\n") + grid(rows, header, markdown=markdown))
     return "\n\n".join(blocks)
