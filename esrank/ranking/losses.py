@@ -18,6 +18,11 @@ Scores: S = scale · cos(d_i, p_j) over the columns [positives (N) | negative_1 
 The cached variants (``Cached…``) compute the same values by GradCache (embeddings without graph in
 mini-batches, loss and its gradient w.r.t. the embeddings, then a second mini-batched pass with graph),
 so a batch of 1024 pairs fits in CPU memory.
+
+These classes serve the pair path (one row per pair, Sentence-Transformers' trainer). The document-grouped
+training of :mod:`.training` encodes each document once and calls :func:`contrastive_rows` directly with
+the rows' document embeddings gathered per pair; its values and gradients equal these losses' on the same
+pairs (tested there).
 """
 from __future__ import annotations
 
