@@ -16,10 +16,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from servers import ELASTICSEARCH, OPENSEARCH, Distribution, Server, ServerUnavailable  # noqa: E402
-
-
-SERVER_TEST_TIMEOUT = 600  # seconds; a hung server must fail its test, not hang the run
+from servers import (ELASTICSEARCH, OPENSEARCH, SERVER_TEST_TIMEOUT, Distribution, Server,  # noqa: E402
+                     ServerUnavailable)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+SERVER_TEST_TIMEOUT = 600  # seconds per server test (tests/conftest.py): a hung server fails its test, not the run
+
+
 @dataclass(frozen=True)
 class Distribution:
     """A server distribution on Maven Central."""

@@ -6,7 +6,7 @@ import pytest
 
 @pytest.mark.server
 def test_server_tests_get_a_per_test_timeout(request: pytest.FixtureRequest) -> None:
-    from conftest import SERVER_TEST_TIMEOUT
+    from servers import SERVER_TEST_TIMEOUT
 
     marker = request.node.get_closest_marker("timeout")
     assert marker is not None and marker.args[0] == SERVER_TEST_TIMEOUT
