@@ -12,7 +12,7 @@ PACKAGE = Path(esrank.__file__).resolve().parent
 
 # Top-level name under esrank → layer (higher may import lower or equal, never higher).
 LAYERS = {
-    "": 0, "corpus": 0, "text": 0, "errors": 0, "progress": 0, "predictions": 0, "outputs": 0,
+    "": 0, "corpus": 0, "text": 0, "errors": 0, "progress": 0, "predictions": 0, "outputs": 0, "stages": 0,
     "retrieval": 1,
     "ranking": 2,
     "enrich": 3, "evaluation": 3, "cost": 3, "demo": 3, "baselines": 3, "vocabulary": 3, "serve": 3,

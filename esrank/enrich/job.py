@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .. import __version__
 from ..corpus import Document
@@ -33,6 +33,9 @@ from ..retrieval.cluster import WILDCARD_CHARS, Cluster, check_index_name
 from ..retrieval.factory import BackendOptions, connect, open_backend
 from .scan import Hit, PointInTime, SliceSpec, count, reread, scan
 from .write import RANK_FEATURES, ensure_mapping, write_updates
+
+if TYPE_CHECKING:
+    from ..cost import CostTracker
 
 BatchHook = Callable[[Sequence[str]], None]
 
@@ -208,7 +211,7 @@ def payload(prediction: Prediction, settings: EnrichSettings, model: str, versio
 class _Worker:
     """Reads one slice, ranks its pages and writes them back (one thread)."""
 
-    def __init__(self, job: "_Job", ranker: Ranker | None, slice_spec: SliceSpec, tracker: Any) -> None:
+    def __init__(self, job: "_Job", ranker: Ranker | None, slice_spec: SliceSpec, tracker: CostTracker | None) -> None:
         self.job = job
         self.ranker = ranker
         self.slice_spec = slice_spec
@@ -345,7 +348,7 @@ class RunSetup:
 
 
 def open_run(options: BackendOptions, settings: EnrichSettings, method: str, model: str | None, device: str,
-          precision: str, threads: int | None, tracker: Any, max_seq_length: int | None) -> RunSetup:
+          precision: str, threads: int | None, tracker: CostTracker | None, max_seq_length: int | None) -> RunSetup:
     """Connect to the server, open the training index and load the ranker."""
     settings.validate()
     methods = tuple(getattr(pipeline, "METHODS", ("model", "vote")))
@@ -391,7 +394,7 @@ def not_done_query(settings: EnrichSettings, model: str, version: str) -> dict[s
 
 
 def run_pass(setup: RunSetup, settings: EnrichSettings, report: EnrichReport, query: dict[str, Any] | None,
-              tracker: Any, on_batch_read: BatchHook | None, stop: threading.Event | None = None,
+              tracker: CostTracker | None, on_batch_read: BatchHook | None, stop: threading.Event | None = None,
               total: int | None = None) -> EnrichStats:
     """One pass over the target index (one point in time): read, rank and write every matching document."""
     cluster = setup.cluster
@@ -425,7 +428,7 @@ def run_pass(setup: RunSetup, settings: EnrichSettings, report: EnrichReport, qu
 
 def enrich_index(options: BackendOptions, settings: EnrichSettings, *, method: str = "model",
                  model: str | None = None, device: str = "auto", precision: str = "auto",
-                 threads: int | None = None, tracker: Any = None,
+                 threads: int | None = None, tracker: CostTracker | None = None,
                  on_batch_read: BatchHook | None = None, max_seq_length: int | None = None) -> EnrichReport:
     """Enrich the documents of ``settings.target_index`` with keyphrases ranked from the training index
     ``options.index`` (``method`` ``model``: the bi-encoder; ``vote``: the neighbour-vote baseline)."""

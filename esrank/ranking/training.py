@@ -32,10 +32,13 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
+from torch import Tensor
+
+from .. import stages
 from ..corpus import Document
 from ..errors import ConfigError, InputError
+from ..stages import StageTracker
 from ..text import stemmed_key
-from torch import Tensor
 
 from .losses import LOSS_NAMES, PairTable, contrastive_rows, make_loss
 
@@ -458,7 +461,7 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 def _train_grouped(documents: Iterable[Document], out: Path, config: TrainConfig, *,
                    negatives: Mapping[str, Sequence[str]] | None, data_name: str | None, resume: bool,
-                   keep_checkpoints: bool, tracker: Any, callbacks: Sequence[Any]) -> TrainResult:
+                   keep_checkpoints: bool, tracker: StageTracker | None, callbacks: Sequence[Any]) -> TrainResult:
     from .. import progress
     from .encoder import choose_device, choose_precision, load_model
 
@@ -516,7 +519,7 @@ def _train_grouped(documents: Iterable[Document], out: Path, config: TrainConfig
     start_step = step
     docs_done = pairs_done = 0
     model.train()
-    stage = tracker.stage("fine_tuning", items=n_docs) if tracker is not None else contextlib.nullcontext()
+    stage = stages.stage(tracker, "fine_tuning", items=n_docs)
     t0 = time.perf_counter()
     with stage, progress.bar(total=n_docs * config.epochs, desc="fine-tuning", unit="doc") as pbar:
         done_epochs, done_batches = divmod(step, steps_per_epoch)
@@ -579,7 +582,7 @@ def _train_grouped(documents: Iterable[Document], out: Path, config: TrainConfig
 
 def train(documents: Iterable[Document], out_dir: str | Path, config: TrainConfig | None = None, *,
           negatives: Mapping[str, Sequence[str]] | None = None, data_name: str | None = None,
-          resume: bool = True, keep_checkpoints: bool = False, tracker: Any = None,
+          resume: bool = True, keep_checkpoints: bool = False, tracker: StageTracker | None = None,
           callbacks: Sequence[Any] = ()) -> TrainResult:
     """Fine-tune the bi-encoder and save it to ``out_dir`` (a Sentence-Transformers dir + esrank card)."""
     config = config or TrainConfig()
@@ -596,7 +599,7 @@ def train(documents: Iterable[Document], out_dir: str | Path, config: TrainConfi
 
 def _train_pairs(documents: Iterable[Document], out_dir: str | Path, config: TrainConfig, *,
                  negatives: Mapping[str, Sequence[str]] | None = None, data_name: str | None = None,
-                 resume: bool = True, keep_checkpoints: bool = False, tracker: Any = None,
+                 resume: bool = True, keep_checkpoints: bool = False, tracker: StageTracker | None = None,
                  callbacks: Sequence[Any] = ()) -> TrainResult:
     """The pair path (``grouping="pairs"``): one row per pair, Sentence-Transformers' trainer."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -660,8 +663,7 @@ def _train_pairs(documents: Iterable[Document], out_dir: str | Path, config: Tra
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
-    stage = tracker.stage("fine_tuning", items=data.documents) if tracker is not None \
-        else contextlib.nullcontext()
+    stage = stages.stage(tracker, "fine_tuning", items=data.documents)
     t0 = time.perf_counter()
     with stage:
         output = trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
