@@ -45,7 +45,9 @@ def tiny_model(split):
     moved = [k for k in base if base[k].dtype.is_floating_point and not (base[k] == tuned[k]).all()]
     assert len(moved) > len(base) // 2, f"only {len(moved)} of {len(base)} tensors changed"
     mix = card["mix"]
-    assert mix["validation_documents"] == 2 and mix["k"] == 5 and len(mix["grid"]) == 21
+    from esrank.ranking.pipeline import DEFAULT_K
+
+    assert mix["validation_documents"] == 2 and mix["k"] == DEFAULT_K and len(mix["grid"]) == 21
     assert mix["weight"] in [g["weight"] for g in mix["grid"]] and "mix weight" in r.stderr
     assert card["data"]["documents"] == 10  # the validation documents were not fine-tuned on
     return out
@@ -127,7 +129,7 @@ def test_rank_writes_every_candidate_and_mixes(split, tiny_model, tmp_path):
                     for x in map(json.loads, pools.read_text().splitlines())}
     written = {}
     for name, extra in (("vote", ["--method", "vote"]), ("mix", ["--method", "mix", "--model", str(tiny_model)]),
-                        ("zero-shot-mix", ["--method", "mix"]), ("model", ["--model", str(tiny_model)])):
+                        ("zero-shot-mix", ["--method", "mix"]), ("model", ["--method", "model", "--model", str(tiny_model)])):
         out = tmp_path / f"{name}.jsonl"
         r = runner.invoke(main, ["rank", str(split / "test.jsonl"), *where, "-k", "5", *extra, "--out", str(out),
                                  "--threads", "1", "--no-carbon"])
@@ -139,6 +141,7 @@ def test_rank_writes_every_candidate_and_mixes(split, tiny_model, tmp_path):
             assert scores == sorted(scores, reverse=True)
         notes = r.stderr.count("has no fitted mix weight")
         assert notes == (1 if name == "zero-shot-mix" else 0), r.stderr
+        assert ("fitted at k=" in r.stderr) == (name == "mix")  # the card's k (the default) is not -k 5
     assert max(len(v) for v in pool_phrases.values()) > 10  # more than the old default cut of 10
     weight = json.loads((tiny_model / "esrank_card.json").read_text())["mix"]["weight"]
     for doc_id, kps in written["mix"].items():  # mix score = w·cosine + (1−w)·vote/max(vote), by hand
