@@ -212,6 +212,7 @@ def rank_cmd(data: str, **kw: Any) -> None:
                             sources=tuple(s.strip() for s in kw["candidates"].split(",") if s.strip()),
                             method=kw["method"], mix_weight=kw["mix_weight"])
     settings.validate()
+    mix_note = None  # said once the inputs and options are known to be good
     if settings.method == "mix" and settings.mix_weight is None:
         from ..ranking.mix import DEFAULT_WEIGHT, read_fit
 
@@ -219,12 +220,12 @@ def rank_cmd(data: str, **kw: Any) -> None:
         if fit is not None:
             settings.mix_weight = fit.weight
             if fit.k != settings.k:
-                echo_err(f"esrank: note: the mix weight {fit.weight:.2f} was fitted at k={fit.k}, ranking at "
-                         f"k={settings.k}")
+                mix_note = (f"esrank: note: the mix weight {fit.weight:.2f} was fitted at k={fit.k}, ranking at "
+                            f"k={settings.k}")
         else:
             settings.mix_weight = DEFAULT_WEIGHT
-            echo_err(f"esrank: note: {kw['model'] or 'the default model'} has no fitted mix weight "
-                     f"(esrank_card.json \"mix\"); --method mix uses {DEFAULT_WEIGHT}")
+            mix_note = (f"esrank: note: {kw['model'] or 'the default model'} has no fitted mix weight "
+                        f"(esrank_card.json \"mix\"); --method mix uses {DEFAULT_WEIGHT}")
     reader = DocumentReader(fields, kw["fmt"], kw["on_error"], kw["rejects"])
     check_outputs({"--out": kw["out"]}, {"DATA": data, "--thesaurus": kw["thesaurus"]}, reader)
     extra = None
@@ -239,6 +240,8 @@ def rank_cmd(data: str, **kw: Any) -> None:
         tracker.set_device(ranker.encoder.device)
     backend = open_backend(options) if "neighbours" in settings.sources else None
     vote_stats = RankStats()
+    if mix_note:
+        echo_err(mix_note)
     try:
         with read_input(reader, data) as docs, PredictionWriter(kw["out"]) as writer:
             writer.write_all(rank_documents(docs, backend, ranker, settings, extra=extra, tracker=tracker,

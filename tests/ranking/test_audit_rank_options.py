@@ -28,10 +28,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rank(corpus: Path, tmp_path: Path, name: str, *extra: str) -> dict[str, dict[str, Any]]:
-    """{doc id: {phrase: keyphrase record}} of one `esrank rank` run."""
+    """{doc id: {phrase: keyphrase record}} of one `esrank rank` run (scores: the cosine, `--method model`)."""
     out = tmp_path / f"{name}.jsonl"
     r = CliRunner().invoke(main, ["-q", "rank", str(corpus / "test.jsonl"), "--index", "kp", "--path",
-                                  str(corpus / "ix"), "--threads", "1", "--out", str(out), *extra])
+                                  str(corpus / "ix"), "--threads", "1", "--out", str(out), "--method", "model",
+                                  *extra])
     assert r.exit_code == 0, r.output
     return {x["id"]: {k["phrase"]: k for k in x["keyphrases"]} for x in map(json.loads, out.read_text().splitlines())}
 
