@@ -9,7 +9,7 @@ import click
 from ..cost import cost_options, tracker_from_options
 from ..errors import ConfigError
 from .common import chosen_format, echo_err, output_format_option
-from .ranking import METHOD_CHOICES, model_options
+from .ranking import DEFAULT_K, DEFAULT_METHOD, METHOD_CHOICES, model_options
 from .retrieval import backend_options, backend_options_from
 
 
@@ -25,7 +25,8 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
               help="Index (or alias) whose documents get keyphrases; may be the training index itself.")
 @backend_options(embedded=False)
 @model_options
-@click.option("--method", type=click.Choice(list(METHOD_CHOICES)), default="model", show_default=True,
+@click.option("--method", type=click.Choice(list(METHOD_CHOICES)), default=DEFAULT_METHOD, show_default=True,
+              envvar="ESRANK_METHOD",
               help="model: the bi-encoder; vote: the neighbour-vote baseline (no model, fast); mix: the "
                    "bi-encoder's cosine mixed with the normalised vote (see esrank rank --help).")
 @click.option("--text-fields", default="title,abstract", show_default=True, envvar="ESRANK_TEXT_FIELDS",
@@ -39,7 +40,7 @@ def _fields(value: str, option: str) -> tuple[str, ...]:
 @click.option("--top-n", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="Keyphrases kept per document.")
 @click.option("--min-score", type=float, default=None, help="Drop keyphrases scored below this.")
-@click.option("-k", "k", type=click.IntRange(1, 1000), default=5, envvar="ESRANK_K", show_default=True,
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=DEFAULT_K, envvar="ESRANK_K", show_default=True,
               help="Neighbours whose keyphrases are the candidates.")
 @click.option("--query", "query_json", default=None, envvar="ESRANK_ENRICH_QUERY",
               help='Enrich only the documents matching this Query DSL object, e.g. \'{"term": {"lang": "en"}}\'.')

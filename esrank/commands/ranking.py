@@ -212,20 +212,10 @@ def rank_cmd(data: str, **kw: Any) -> None:
                             sources=tuple(s.strip() for s in kw["candidates"].split(",") if s.strip()),
                             method=kw["method"], mix_weight=kw["mix_weight"])
     settings.validate()
-    mix_note = None  # said once the inputs and options are known to be good
-    if settings.method == "mix" and settings.mix_weight is None:
-        from ..ranking.mix import DEFAULT_WEIGHT, read_fit
+    from ..ranking.mix import resolve_weight
 
-        fit = read_fit(kw["model"])
-        if fit is not None:
-            settings.mix_weight = fit.weight
-            if fit.k != settings.k:
-                mix_note = (f"esrank: note: the mix weight {fit.weight:.2f} was fitted at k={fit.k}, ranking at "
-                            f"k={settings.k}")
-        else:
-            settings.mix_weight = DEFAULT_WEIGHT
-            mix_note = (f"esrank: note: {kw['model'] or 'the default model'} has no fitted mix weight "
-                        f"(esrank_card.json \"mix\"); --method mix uses {DEFAULT_WEIGHT}")
+    # the note is said once the inputs and options are known to be good
+    settings.mix_weight, mix_note = resolve_weight(settings.method, settings.mix_weight, settings.k, kw["model"])
     reader = DocumentReader(fields, kw["fmt"], kw["on_error"], kw["rejects"])
     check_outputs({"--out": kw["out"]}, {"DATA": data, "--thesaurus": kw["thesaurus"]}, reader)
     extra = None
@@ -241,7 +231,7 @@ def rank_cmd(data: str, **kw: Any) -> None:
     backend = open_backend(options) if "neighbours" in settings.sources else None
     vote_stats = RankStats()
     if mix_note:
-        echo_err(mix_note)
+        echo_err(f"esrank: note: {mix_note}")
     try:
         with read_input(reader, data) as docs, PredictionWriter(kw["out"]) as writer:
             writer.write_all(rank_documents(docs, backend, ranker, settings, extra=extra, tracker=tracker,

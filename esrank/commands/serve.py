@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from .common import echo_err
-from .ranking import model_options
+from .ranking import DEFAULT_METHOD, METHOD_CHOICES, model_options
 from .retrieval import backend_options, backend_options_from
 
 TOKEN_ENV = "ESRANK_SERVE_TOKEN"
@@ -16,7 +16,7 @@ TOKEN_ENV = "ESRANK_SERVE_TOKEN"
 @click.command("serve")
 @backend_options
 @model_options
-@click.option("--method", type=click.Choice(["model", "vote", "mix"]), default="model", envvar="ESRANK_METHOD",
+@click.option("--method", type=click.Choice(list(METHOD_CHOICES)), default=DEFAULT_METHOD, envvar="ESRANK_METHOD",
               show_default=True, help="model: the bi-encoder; vote: the neighbour vote (no model loaded); "
                                       "mix: cosine mixed with the vote (see `esrank rank --help`).")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=None, envvar="ESRANK_K",

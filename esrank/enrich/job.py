@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -27,12 +28,15 @@ from ..errors import ConfigError
 from ..predictions import Prediction
 from ..progress import bar
 from ..ranking import pipeline
-from ..ranking.pipeline import RankSettings, rank_documents
+from ..ranking.mix import resolve_weight
+from ..ranking.pipeline import DEFAULT_K, RankSettings, rank_documents
 from ..ranking.ranker import Ranker, RankStats
 from ..retrieval.cluster import WILDCARD_CHARS, Cluster, check_index_name
 from ..retrieval.factory import BackendOptions, connect, open_backend
 from .scan import Hit, PointInTime, SliceSpec, count, reread, scan
 from .write import RANK_FEATURES, ensure_mapping, write_updates
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..cost import CostTracker
@@ -51,7 +55,7 @@ class EnrichSettings:
     top_n: int = 10
     min_score: float | None = None
     query: dict[str, Any] | None = None
-    k: int = 5
+    k: int = DEFAULT_K
     batch_size: int = 64
     slices: int = 1  # parallel workers in this process
     slice_id: int = 0  # this process's part of the index, of slice_max parts (one command per machine)
@@ -351,9 +355,8 @@ def open_run(options: BackendOptions, settings: EnrichSettings, method: str, mod
           precision: str, threads: int | None, tracker: CostTracker | None, max_seq_length: int | None) -> RunSetup:
     """Connect to the server, open the training index and load the ranker."""
     settings.validate()
-    methods = tuple(getattr(pipeline, "METHODS", ("model", "vote")))
-    if method not in methods:
-        raise ConfigError(f"unknown --method {method!r} ({', '.join(methods)})")
+    if method not in pipeline.METHODS:
+        raise ConfigError(f"unknown --method {method!r} ({', '.join(pipeline.METHODS)})")
     if not options.url:
         raise ConfigError("esrank enrich works on an Elasticsearch/OpenSearch index: give --url (or ESRANK_URL)")
     cluster = connect(options)
@@ -376,7 +379,10 @@ def open_run(options: BackendOptions, settings: EnrichSettings, method: str, mod
             else settings.target_index == options.index
         source = [*settings.text_fields, f"{settings.field}.model", f"{settings.field}.version",
                   f"{settings.field}.source_hash"]
-        method_settings = {"method": method} if "method" in RankSettings.__dataclass_fields__ else {}
+        weight, note = resolve_weight(method, None, settings.k, model)
+        if note:
+            log.warning(note)
+        method_settings = {"method": method, "mix_weight": weight}
         features = cluster.has_module("mapper-extras")
         return RunSetup(cluster, backend, ranker, name, version, exclude, source, features, method_settings)
     except BaseException:

@@ -3,7 +3,6 @@
 (``retrieval.factory.open_backend`` + ``ranking.ranker.Ranker`` + ``ranking.pipeline.rank_documents``)."""
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import threading
@@ -15,7 +14,8 @@ from ..errors import ConfigError, InputError
 from ..predictions import Prediction, ScoredPhrase
 from ..retrieval.base import Backend
 from ..retrieval.factory import BackendOptions, open_backend
-from .pipeline import RankSettings, rank_documents
+from .mix import resolve_weight
+from .pipeline import DEFAULT_METHOD, METHODS, RankSettings, rank_documents
 from .ranker import Ranker, RankStats
 
 # what predict() takes: "title. abstract" as one string, a mapping {id?, title, text|abstract}, or a Document
@@ -24,26 +24,12 @@ TEXT_KEYS = ("text", "abstract", "body", "content")
 _QUERY_PREFIX = "esrank-query-"  # ids of documents given without one (never the id of an indexed document)
 
 
-def _methods() -> tuple[str, ...]:
-    from . import pipeline
-
-    return tuple(getattr(pipeline, "METHODS", ("model", "vote")))
-
-
-def _settings_have_method() -> bool:
-    return any(f.name == "method" for f in dataclasses.fields(RankSettings))
-
-
 def _backend_options(index: str, url: str | None, path: str | os.PathLike[str] | None, backend: str,
                      **connection: Any) -> BackendOptions:
     """``BackendOptions`` for an embedded index (no URL) or an index on a server."""
     if url is None:
         return BackendOptions(index, backend, path=None if path is None else str(path))
-    server = getattr(BackendOptions, "server", None)
-    if server is not None:  # options that hold a ConnectionConfig
-        return server(index, url, backend=backend, **connection)
-    return BackendOptions(index, backend, url=url, path=None if path is None else str(path),  # type: ignore[call-arg]
-                          **connection)
+    return BackendOptions.server(index, url, backend=backend, **connection)
 
 
 class KeyphraseRanker:
@@ -69,8 +55,8 @@ class KeyphraseRanker:
 
     @classmethod
     def open(cls, index: str, model: str | os.PathLike[str] | None = None, *, url: str | None = None,
-             path: str | os.PathLike[str] | None = None, backend: str = "auto", method: str = "model",
-             k: int | None = None, top_n: int | None = None, batch_size: int = 64, exclude_self: bool = True,
+             path: str | os.PathLike[str] | None = None, backend: str = "auto", method: str = DEFAULT_METHOD,
+             mix_weight: float | None = None, k: int | None = None, top_n: int | None = None, batch_size: int = 64, exclude_self: bool = True,
              device: str = "auto", precision: str = "auto", threads: int | None = None,
              max_doc_tokens: int | None = None, disk_cache: bool | str | os.PathLike[str] = False,
              api_key: str | None = None, username: str | None = None, password: str | None = None,
@@ -78,18 +64,19 @@ class KeyphraseRanker:
              options: BackendOptions | None = None) -> "KeyphraseRanker":
         """Open an index (embedded by default; ``url`` for Elasticsearch/OpenSearch) and load the model once.
 
-        ``method``: model (bi-encoder), vote (neighbour vote, no model loaded) or mix when available;
+        ``method``: mix (the default: cosine mixed with the neighbour vote, the weight from the model card unless
+        ``mix_weight`` is given), model (bi-encoder cosine) or vote (neighbour vote, no model loaded);
         ``k``: neighbours (None: the pipeline's default); ``top_n``: keyphrases per document (None: all).
         """
-        methods = _methods()
-        if method not in methods:
-            raise ConfigError(f"method takes one of {', '.join(methods)}, not {method!r}")
-        kw: dict[str, Any] = {"batch_size": batch_size, "exclude_self": exclude_self, "top_n": top_n}
+        if method not in METHODS:
+            raise ConfigError(f"method takes one of {', '.join(METHODS)}, not {method!r}")
+        kw: dict[str, Any] = {"batch_size": batch_size, "exclude_self": exclude_self, "top_n": top_n,
+                              "method": method}
         if k is not None:
             kw["k"] = k
-        if _settings_have_method():
-            kw["method"] = method
         settings = RankSettings(**kw)
+        settings.mix_weight, _ = resolve_weight(method, mix_weight, settings.k,
+                                                None if model is None else str(model))
         settings.validate()
         if options is None:
             options = _backend_options(index, url, path, backend, api_key=api_key, username=username,

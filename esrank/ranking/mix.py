@@ -174,3 +174,18 @@ def weight_for(model: str | os.PathLike[str] | None) -> tuple[float, MixFit | No
     """The mix weight to rank with: the card's fitted one, else ``DEFAULT_WEIGHT`` (fit None)."""
     fit = read_fit(model)
     return (fit.weight, fit) if fit is not None else (DEFAULT_WEIGHT, None)
+
+
+def resolve_weight(method: str, weight: float | None, k: int,
+                   model: str | os.PathLike[str] | None) -> tuple[float | None, str | None]:
+    """The mix weight to rank with (None unless ``method`` is mix) and a note for the user, if any: an explicit
+    ``weight`` wins, else the model card's fitted one (noted when fitted at another k), else ``DEFAULT_WEIGHT``."""
+    if method != "mix" or weight is not None:
+        return weight, None
+    fit = read_fit(model)
+    if fit is None:
+        return DEFAULT_WEIGHT, (f"{model or 'the default model'} has no fitted mix weight "
+                                f"(esrank_card.json \"mix\"); the mix uses {DEFAULT_WEIGHT}")
+    note = f"the mix weight {fit.weight:.2f} was fitted at k={fit.k}, ranking at k={k}" if fit.k != k else None
+    return fit.weight, note
+

@@ -26,7 +26,7 @@ def test_enrich_in_place_writes_neighbour_keyphrases(cluster: Cluster) -> None:
         assert len(nbs) == 5 and doc_id not in {n.id for n in nbs}
     # one batch: every document is ranked before any is written back (in-place updates shift BM25 statistics)
     r = enrich(cluster, "--target-index", index, "--index", index, "--text-fields", "title,text",
-               "--method", "vote", "--top-n", "6", "--batch-size", "100")
+               "--method", "vote", "-k", "5", "--top-n", "6", "--batch-size", "100")
     assert r.exit_code == 0, r.output
     assert "seen 90, enriched 90 (0 with no keyphrase), skipped 0" in r.output
     docs = cluster.docs(index)
@@ -72,7 +72,7 @@ def test_enrich_in_place_writes_neighbour_keyphrases(cluster: Cluster) -> None:
     assert phrase["type"] == "keyword" and phrase["fields"]["text"]["analyzer"] == "esrank_text"
     # a second run is idempotent: everything is skipped, nothing written
     r = enrich(cluster, "--target-index", index, "--index", index, "--text-fields", "title,text",
-               "--method", "vote", "--top-n", "6")
+               "--method", "vote", "-k", "5", "--top-n", "6")
     assert r.exit_code == 0, r.output
     assert "seen 90, enriched 0 (0 with no keyphrase), skipped 90 (90 already enriched" in r.output
     assert {i: h["_version"] for i, h in cluster.docs(index).items()} == {i: h["_version"] for i, h in docs.items()}

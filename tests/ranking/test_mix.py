@@ -111,3 +111,39 @@ def test_validation_split_is_deterministic_and_disjoint():
     assert len(validation_split(small)[1]) == 2  # at least 20, but never more than a fifth
     with pytest.raises(ConfigError):
         validation_split(docs, 1.0)
+
+
+def test_the_weight_to_rank_with_comes_from_the_card_unless_given(tmp_path):
+    from esrank.ranking.mix import DEFAULT_WEIGHT, MixFit, resolve_weight, write_fit
+
+    model = tmp_path / "model"
+    model.mkdir()
+    assert resolve_weight("model", None, 20, model) == (None, None)  # not a mix: no weight
+    weight, note = resolve_weight("mix", None, 20, model)  # no card yet
+    assert weight == DEFAULT_WEIGHT and note and "no fitted mix weight" in note
+    write_fit(model, MixFit(weight=0.3, k=20, validation_documents=7))
+    assert resolve_weight("mix", None, 20, model) == (0.3, None)
+    weight, note = resolve_weight("mix", None, 10, model)
+    assert weight == 0.3 and note and "k=20" in note
+    assert resolve_weight("mix", 0.9, 20, model) == (0.9, None)  # an explicit weight wins
+
+
+def test_keyphrase_ranker_ranks_with_the_cards_weight(tmp_path):
+    from esrank.ranking.mix import MixFit, write_fit
+    from esrank.retrieval.embedded import EmbeddedBackend
+    from esrank.corpus import read_documents, sample_corpus_path
+    import esrank
+
+    docs = list(read_documents(sample_corpus_path()))[:30]
+    backend = EmbeddedBackend("kp", tmp_path / "index")
+    backend.create(overwrite=True)
+    backend.bulk_add(docs)
+    backend.close()
+    from esrank.ranking.encoder import default_model_path
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(default_model_path(), model)
+    write_fit(model, MixFit(weight=0.25, k=5, validation_documents=3))
+    with esrank.KeyphraseRanker.open(index="kp", path=tmp_path / "index", model=model, k=5, threads=1) as r:
+        assert r.settings.method == "mix" and r.settings.mix_weight == 0.25

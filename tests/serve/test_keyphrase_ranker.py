@@ -75,7 +75,7 @@ def test_bad_inputs_and_options(ranker, index_path):
 def test_info(ranker):
     info = ranker.info()
     assert info["index"] == "kp" and info["backend"] == "embedded" and info["k"] == 5
-    assert info["method"] == "model" and info["version"] == esrank.__version__
+    assert info["method"] == "mix" and info["version"] == esrank.__version__  # the ranking default
     assert info["model"] == "all-MiniLM-L6-v2"
 
 

@@ -91,7 +91,7 @@ def test_healthz_and_info(service):
     status, info = service.call("GET", "/v1/info")
     assert status == 200
     assert info["model"] == "all-MiniLM-L6-v2" and info["index"] == "kp" and info["backend"] == "embedded"
-    assert info["k"] == 5 and info["method"] == "model" and info["version"] == esrank.__version__
+    assert info["k"] == 5 and info["method"] == "mix" and info["version"] == esrank.__version__
     assert info["limits"] == {"max_body_bytes": 20000, "max_docs": 8, "max_doc_chars": 5000}
 
 
