@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .corpus import Document, read_documents, sample_corpus_path, write_documents
 from .evaluation.prmu import EvalResult, Significance, evaluate, score_document, significance_table
@@ -14,6 +14,9 @@ from .ranking.pipeline import DEFAULT_K, DEFAULT_METHOD, RankSettings, rank_docu
 from .ranking.ranker import Ranker, RankStats
 from .ranking.training import TrainConfig, train
 from .retrieval.embedded import EmbeddedBackend
+
+if TYPE_CHECKING:
+    from .cost import CostTracker
 
 Say = Callable[[str], None]
 
@@ -43,7 +46,7 @@ def split_corpus(docs: list[Document], every: int = 5) -> tuple[list[Document], 
 
 
 def run_demo(out_dir: str | Path, *, data: str | Path | None = None, epochs: int = 3, batch_size: int = 64,
-             k: int = DEFAULT_K, top_n: int | None = None, threads: int | None = None, tracker: Any = None,
+             k: int = DEFAULT_K, top_n: int | None = None, threads: int | None = None, tracker: CostTracker | None = None,
              say: Say = print, rounds: int = 10_000) -> DemoResult:
     """Index the training part, fine-tune (a validation share held out fits the mix weight), rank the held-out
     part four ways (vote, zero-shot, fine-tuned, mix), evaluate every candidate's ranking (``top_n`` None)."""

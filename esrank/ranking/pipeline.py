@@ -1,11 +1,11 @@
 """The ranking pipeline: documents → neighbours → candidate pools → ranked keyphrases, in batches."""
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..stages import StageTracker, stage
 from ..corpus import Document, chunked
 from ..errors import ConfigError
 from ..predictions import Prediction
@@ -20,9 +20,6 @@ DEFAULT_K = 20  # neighbours per document: chosen by measurement on acm-dev (doc
 DEFAULT_METHOD = "mix"  # beat the pure cosine on present F1@Q and absent R@Q on acm-dev (same section)
 CandidateSource = Callable[[Document], Sequence[str]]
 
-
-def _stage(tracker: Any, name: str, items: int) -> ContextManager[Any]:
-    return tracker.stage(name, items=items) if tracker is not None else contextlib.nullcontext()
 
 
 @dataclass
@@ -57,13 +54,13 @@ class RankSettings:
 
 
 def candidate_pools(backend: Backend | None, documents: Sequence[Document], settings: RankSettings, *,
-                    extra: CandidateSource | None = None, tracker: Any = None) -> list[CandidatePool]:
+                    extra: CandidateSource | None = None, tracker: StageTracker | None = None) -> list[CandidatePool]:
     """Candidate pools of a batch: the neighbours' keyphrases, plus phrases of an extra source."""
     if "neighbours" in settings.sources:
         if backend is None:
             raise ConfigError("neighbour candidates need an index (--index)")
         exclude = [{d.id} for d in documents] if settings.exclude_self else None
-        with _stage(tracker, "neighbour_retrieval", len(documents)):
+        with stage(tracker, "neighbour_retrieval", len(documents)):
             neighbours = backend.neighbours(documents, settings.k, exclude)
         pools = [pool_from_neighbours(d.id, nb) for d, nb in zip(documents, neighbours)]
     else:
@@ -76,7 +73,7 @@ def candidate_pools(backend: Backend | None, documents: Sequence[Document], sett
 
 def rank_documents(documents: Iterable[Document], backend: Backend | None, ranker: Ranker | None,
                    settings: RankSettings | None = None, *, extra: CandidateSource | None = None,
-                   tracker: Any = None, total: int | None = None, desc: str = "ranking",
+                   tracker: StageTracker | None = None, total: int | None = None, desc: str = "ranking",
                    stats: RankStats | None = None) -> Iterator[Prediction]:
     """Rank each document's candidates by ``settings.method`` (``ranker`` None: the neighbour-vote baseline);
     yields in input order.

@@ -2,14 +2,14 @@
 the neighbour vote) and the neighbour-vote baseline. Both return ``Prediction``s with a score and the PRMU category of each phrase."""
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Sequence
+from typing import Any, Sequence
 
 import torch
 
+from ..stages import StageTracker, stage
 from ..corpus import Document
 from ..predictions import Prediction, ScoredPhrase
 from ..text import classify_key, prepare
@@ -55,9 +55,6 @@ class RankStats:
         return (f"ranked {self.documents} documents ({self.empty_pools} with no candidate){rate}; "
                 + ", ".join(parts) + f"; keyphrase cache hit rate {100 * self.cache.hit_rate:.1f}%")
 
-
-def _stage(tracker: Any, name: str, items: int) -> ContextManager[Any]:
-    return tracker.stage(name, items=items) if tracker is not None else contextlib.nullcontext()
 
 
 def _check_aligned(documents: Sequence[Document], pools: Sequence[CandidatePool]) -> None:
@@ -117,16 +114,16 @@ class Ranker:
         return torch.stack([self._documents[k] for k in keys]) if keys else torch.zeros(0, self.encoder.dim)
 
     def cosine_scores(self, documents: Sequence[Document], pools: Sequence[CandidatePool], *,
-                      tracker: Any = None) -> list[list[float]]:
+                      tracker: StageTracker | None = None) -> list[list[float]]:
         """The cosine of each candidate with its document, pool by pool (the time split accumulates)."""
         _check_aligned(documents, pools)
         st = self.stats
         t0 = time.perf_counter()
-        with _stage(tracker, "document_encoding", len(documents)):
+        with stage(tracker, "document_encoding", len(documents)):
             doc_emb = self._encode_documents(documents)
         t1 = time.perf_counter()
         phrases = [c.phrase for p in pools for c in p.candidates]
-        with _stage(tracker, "candidate_encoding", len(documents)):
+        with stage(tracker, "candidate_encoding", len(documents)):
             cand_emb = self.cache.encode(phrases)
         t2 = time.perf_counter()
         out: list[list[float]] = []
@@ -143,12 +140,12 @@ class Ranker:
         return out
 
     def rank_pools(self, documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = None,
-                   *, tracker: Any = None, mix_weight: float | None = None) -> list[Prediction]:
+                   *, tracker: StageTracker | None = None, mix_weight: float | None = None) -> list[Prediction]:
         """Rank each pool by cosine of document and keyphrase embeddings (by the mix score with ``mix_weight``)."""
         cosines = self.cosine_scores(documents, pools, tracker=tracker)
         t0 = time.perf_counter()
         out: list[Prediction] = []
-        with _stage(tracker, "candidate_ranking", len(documents)):
+        with stage(tracker, "candidate_ranking", len(documents)):
             for doc, pool, cos in zip(documents, pools, cosines):
                 if not pool.candidates:
                     self.stats.empty_pools += 1
@@ -166,18 +163,18 @@ class Ranker:
 
 
 def rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], model: Ranker,
-               top_n: int | None = None, *, tracker: Any = None) -> list[Prediction]:
+               top_n: int | None = None, *, tracker: StageTracker | None = None) -> list[Prediction]:
     """Rank candidate pools with a bi-encoder ``Ranker`` (its ``stats`` accumulate the time split)."""
     return model.rank_pools(documents, pools, top_n, tracker=tracker)
 
 
 def vote_rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = None,
-                    *, stats: RankStats | None = None, tracker: Any = None) -> list[Prediction]:
+                    *, stats: RankStats | None = None, tracker: StageTracker | None = None) -> list[Prediction]:
     """Neighbour-vote baseline: candidates ranked by the summed BM25 score of the neighbours carrying them."""
     _check_aligned(documents, pools)
     t0 = time.perf_counter()
     out: list[Prediction] = []
-    with _stage(tracker, "candidate_ranking", len(documents)):
+    with stage(tracker, "candidate_ranking", len(documents)):
         for doc, pool in zip(documents, pools):
             if not pool.candidates and stats is not None:
                 stats.empty_pools += 1
