@@ -186,6 +186,23 @@ def _last_checkpoint(ckpt_dir: Path) -> Path | None:
         else None
 
 
+def _start_or_resume(ckpt_dir: Path, identity: dict[str, Any], resume: bool,
+                     required: str | None = None) -> Path | None:
+    """The checkpoint to resume from, or None (a fresh start: old checkpoints removed); checkpoints of a run with
+    other data or settings (or without the ``required`` file) are refused. Records the run's identity."""
+    last = _last_checkpoint(ckpt_dir) if resume else None
+    if last is not None:
+        previous = json.loads((ckpt_dir / RUN_FILE).read_text()) if (ckpt_dir / RUN_FILE).is_file() else None
+        if previous != identity or (required is not None and not (last / required).is_file()):
+            raise ConfigError(f"{ckpt_dir}: holds checkpoints of a run with other data or settings; "
+                              "delete it or train without resuming")
+    elif ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    (ckpt_dir / RUN_FILE).write_text(json.dumps(identity, indent=1))
+    return last
+
+
 def _run_identity(config: TrainConfig, data_hash: str) -> dict[str, Any]:
     ident = asdict(config)
     for volatile in ("epochs", "device", "threads", "checkpoint_steps"):
@@ -474,16 +491,7 @@ def _train_grouped(documents: Iterable[Document], out: Path, config: TrainConfig
     ckpt_dir = out / "checkpoints"
     identity = _run_identity(config, groups.fingerprint())
     identity["precision"] = precision
-    last = _last_checkpoint(ckpt_dir) if resume else None
-    if last is not None:
-        previous = json.loads((ckpt_dir / RUN_FILE).read_text()) if (ckpt_dir / RUN_FILE).is_file() else None
-        if previous != identity or not (last / STATE_FILE).is_file():
-            raise ConfigError(f"{ckpt_dir}: holds checkpoints of a run with other data or settings; "
-                              "delete it or train without resuming")
-    elif ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    (ckpt_dir / RUN_FILE).write_text(json.dumps(identity, indent=1))
+    last = _start_or_resume(ckpt_dir, identity, resume, required=STATE_FILE)
 
     torch.manual_seed(config.seed)
     model = load_model(config.base_model, device=device)
@@ -615,16 +623,7 @@ def _train_pairs(documents: Iterable[Document], out_dir: str | Path, config: Tra
     data = build_pairs(documents, hard_negatives=config.hard_negatives, negatives=negatives, seed=config.seed)
     ckpt_dir = out / "checkpoints"
     identity = _run_identity(config, _fingerprint_data(data.columns))
-    last = _last_checkpoint(ckpt_dir) if resume else None
-    if last is not None:
-        previous = json.loads((ckpt_dir / RUN_FILE).read_text()) if (ckpt_dir / RUN_FILE).is_file() else None
-        if previous != identity:
-            raise ConfigError(f"{ckpt_dir}: holds checkpoints of a run with other data or settings; "
-                              "delete it or train without resuming")
-    elif ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    (ckpt_dir / RUN_FILE).write_text(json.dumps(identity, indent=1))
+    last = _start_or_resume(ckpt_dir, identity, resume)
 
     from datasets import Dataset
     from transformers import set_seed
