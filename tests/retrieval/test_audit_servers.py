@@ -1,5 +1,5 @@
-"""Server facts read from the server itself (issue 18): the analyzer each distribution really gets, the one-line
-error for an unsupported server version, and kill-and-resume of a load on OpenSearch."""
+"""Server facts read from the server itself (issue 18): the analyzer each distribution really gets and the one-line
+error for an unsupported server version (kill-and-resume on both servers: test_load_fault.py)."""
 from __future__ import annotations
 
 import json
@@ -14,10 +14,7 @@ from click.testing import CliRunner
 
 from esrank.commands import main
 from esrank.corpus import Document
-from esrank.errors import BackendError
-from esrank.retrieval.elastic import ElasticBackend
 from esrank.retrieval.factory import BackendOptions, open_backend
-from esrank.retrieval.loading import load_corpus
 
 
 def _http(method: str, url: str, body: Any = None) -> Any:
@@ -114,59 +111,3 @@ def test_an_unsupported_server_version_is_one_line(fake_server: Any, tmp_path: P
         want = (f"esrank: error: elasticsearch server {number} at {url} is not supported: esrank uses the "
                 "elasticsearch 8.x client and needs a elasticsearch 8.x server\n")
     assert r.exit_code == 3 and r.output == want
-
-
-# -- kill-and-resume on OpenSearch ------------------------------------------------------------------------------
-N_DOCS, BATCH, KILL_AFTER_CHUNKS = 2000, 100, 6
-
-
-class KillingBackend(ElasticBackend):
-    """A real OpenSearch backend whose server is SIGKILLed after a number of bulk chunks."""
-
-    server: Any
-    chunks = 0
-
-    def _send(self, docs, result, on_failure):  # type: ignore[no-untyped-def]
-        self.chunks += 1
-        if self.chunks == KILL_AFTER_CHUNKS + 1:
-            self.server.kill()
-        return super()._send(docs, result, on_failure)
-
-
-@pytest.mark.server
-@pytest.mark.slow
-def test_kill_restart_resume_on_opensearch(os_server: Any, tmp_path: Path) -> None:
-    server = os_server.server
-    if server is None:
-        pytest.skip("ESRANK_TEST_OS_URL points to a server this test cannot kill and restart")
-    data = tmp_path / "docs.jsonl"
-    with open(data, "w") as fh:
-        for i in range(N_DOCS):
-            fh.write(json.dumps({"id": f"doc-{i:05d}", "title": f"title {i % 97}",
-                                 "abstract": f"word{i % 13} word{i % 31} text {i}", "keyphrases": [f"kp{i % 7}"]})
-                     + "\n")
-    options = BackendOptions.server("fault-os", server.url, backend="opensearch", max_retries=2, timeout=10)
-    backend = open_backend(options, create=True, overwrite=True)
-    killer = KillingBackend("fault-os", backend.cluster.config, "opensearch")  # type: ignore[attr-defined]
-    killer.server = server
-    backend.close()
-    try:
-        with pytest.raises(BackendError) as err:
-            load_corpus(killer, data, batch_size=BATCH)
-    finally:
-        if not server.healthy():
-            server.start()  # same port, same data directory: acknowledged documents survive the crash
-    message = err.value.reason
-    assert "cannot reach opensearch" in message and "run the same command with --resume" in message
-    assert f"{KILL_AFTER_CHUNKS * BATCH} documents were indexed so far" in message
-
-    backend = open_backend(options)
-    before = backend.count()
-    assert before == KILL_AFTER_CHUNKS * BATCH
-    report = load_corpus(backend, data, batch_size=BATCH, resume=True)
-    assert report.already_present == before
-    assert report.indexed == report.created == N_DOCS - before and not report.failed
-    assert report.balanced and report.count_after == N_DOCS == backend.count()
-    ids = [f"doc-{i:05d}" for i in range(N_DOCS)]
-    assert backend.ids_present(ids) == set(ids)
-    backend.close()

@@ -18,7 +18,7 @@ KILL_AFTER_CHUNKS = 8
 
 
 class KillingBackend(ElasticBackend):
-    """A real Elasticsearch backend whose server is SIGKILLed after a number of bulk chunks."""
+    """A real Elasticsearch/OpenSearch backend whose server is SIGKILLed after a number of bulk chunks."""
 
     server: Server
     chunks = 0
@@ -32,20 +32,22 @@ class KillingBackend(ElasticBackend):
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_kill_restart_resume(es_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = es_server.server
+@pytest.mark.parametrize("kind", ["elasticsearch", "opensearch"])
+def test_kill_restart_resume(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    server = request.getfixturevalue("es_server" if kind == "elasticsearch" else "os_server").server
     if server is None:
-        pytest.skip("ESRANK_TEST_ES_URL points to a server this test cannot kill and restart")
+        pytest.skip(f"the test {kind} is a running server given by URL: this test cannot kill and restart it")
     data = tmp_path / "docs.jsonl"
     with open(data, "w") as fh:
         for i in range(N_DOCS):
             fh.write(json.dumps({"id": f"doc-{i:05d}", "title": f"title {i % 97}",
                                  "abstract": f"word{i % 13} word{i % 31} text {i}", "keyphrases": [f"kp{i % 7}"]})
                      + "\n")
-    options = BackendOptions.server("fault", server.url, backend="elasticsearch", max_retries=2, timeout=10)
+    options = BackendOptions.server(f"fault-{kind}", server.url, backend=kind, max_retries=2, timeout=10)
     backend = open_backend(options, create=True, overwrite=True)
-    killer = KillingBackend("fault", backend.cluster.config, "elasticsearch")  # type: ignore[attr-defined]
+    killer = KillingBackend(f"fault-{kind}", backend.cluster.config, kind)  # type: ignore[attr-defined]
     killer.server = server
+    backend.close()
     try:
         with pytest.raises(BackendError) as err:
             load_corpus(killer, data, batch_size=BATCH)
@@ -53,7 +55,7 @@ def test_kill_restart_resume(es_server, tmp_path: Path) -> None:  # type: ignore
         if not server.healthy():
             server.start()  # same port, same data directory: acknowledged documents survive the crash
     message = err.value.reason
-    assert "cannot reach elasticsearch" in message and "run the same command with --resume" in message
+    assert f"cannot reach {kind}" in message and "run the same command with --resume" in message
     assert f"{KILL_AFTER_CHUNKS * BATCH} documents were indexed so far" in message
 
     backend = open_backend(options)
