@@ -162,12 +162,6 @@ class Ranker:
         self.cache.close()
 
 
-def rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], model: Ranker,
-               top_n: int | None = None, *, tracker: StageTracker | None = None) -> list[Prediction]:
-    """Rank candidate pools with a bi-encoder ``Ranker`` (its ``stats`` accumulate the time split)."""
-    return model.rank_pools(documents, pools, top_n, tracker=tracker)
-
-
 def vote_rank_pools(documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = None,
                     *, stats: RankStats | None = None, tracker: StageTracker | None = None) -> list[Prediction]:
     """Neighbour-vote baseline: candidates ranked by the summed BM25 score of the neighbours carrying them."""

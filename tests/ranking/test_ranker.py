@@ -23,7 +23,7 @@ from esrank.ranking.encoder import (  # noqa: E402
     resolve_model,
     warm_cache,
 )
-from esrank.ranking.ranker import Ranker, RankStats, embedding_agreement, rank_pools, vote_rank_pools  # noqa: E402
+from esrank.ranking.ranker import Ranker, RankStats, embedding_agreement, vote_rank_pools  # noqa: E402
 from esrank.retrieval.base import Neighbour  # noqa: E402
 
 DOC = Document("q1", "Convolutional networks for tumour segmentation in MRI",
@@ -45,7 +45,7 @@ def test_ranks_related_phrase_above_unrelated(encoder):
     ranker = Ranker(encoder)
     pool = _pool("q1", [(9.0, ["revenue management", "image segmentation"]),
                         (5.0, ["brain tumour", "airline pricing", "MRI"])])
-    (pred,) = rank_pools([DOC], [pool], ranker, top_n=None)
+    (pred,) = ranker.rank_pools([DOC], [pool], top_n=None)
     phrases = pred.phrases
     assert set(phrases) == {"revenue management", "image segmentation", "brain tumour", "airline pricing", "MRI"}
     for related in ("brain tumour", "image segmentation", "MRI"):
