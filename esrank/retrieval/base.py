@@ -29,6 +29,39 @@ class BulkResult:
     maybe_created: int = 0  # answered "updated" after a resent request: perhaps created by the lost attempt
 
 
+@dataclass(frozen=True)
+class KeyphraseFrequencies:
+    """How many indexed documents carry each keyphrase (by stemmed key, ``esrank.text.stemmed_key``), and how
+    many documents the index holds: the keyphrase prior the neighbour-aware ranker uses."""
+
+    documents: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def get(self, key: str) -> int:
+        """Documents carrying the keyphrase of this stemmed key (0 when none)."""
+        return self.counts.get(key, 0)
+
+
+def count_keyphrases(keyphrase_lists: Iterable[Sequence[str]]) -> KeyphraseFrequencies:
+    """Keyphrase frequencies of documents given by their keyphrase lists (a document counts a key once)."""
+    from ..text import stemmed_key
+
+    counts: dict[str, int] = {}
+    n = 0
+    for phrases in keyphrase_lists:
+        n += 1
+        for key in {stemmed_key(p) for p in phrases}:
+            if key:
+                counts[key] = counts.get(key, 0) + 1
+    return KeyphraseFrequencies(n, counts)
+
+
+def keyphrase_frequencies(backend: object) -> KeyphraseFrequencies | None:
+    """The backend's keyphrase frequencies, or None when it cannot give them (a backend without the method)."""
+    fn = getattr(backend, "keyphrase_frequencies", None)
+    return fn() if callable(fn) else None
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A BM25 index of training documents with their keyphrases."""
@@ -57,6 +90,9 @@ class Backend(Protocol):
 
     def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
         """Every stored document (id, title, text, keyphrases), in no particular order."""
+
+    def keyphrase_frequencies(self) -> KeyphraseFrequencies:
+        """How many documents carry each keyphrase (computed once per opened index and kept)."""
 
     def close(self) -> None:
         """Release connections / flush files."""

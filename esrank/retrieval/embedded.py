@@ -36,7 +36,7 @@ import numpy as np
 
 from ..corpus import Document
 from ..errors import BackendError, ConfigError, EsrankError
-from .base import Backend, BulkResult, Neighbour
+from .base import Backend, BulkResult, KeyphraseFrequencies, Neighbour, count_keyphrases
 from .bm25_index import Analyzer, Scorer, bm25_matrix
 from .mappings import EMBEDDED, load_mapping
 from .query import DEFAULT_MAX_TERMS, query_text, top_terms
@@ -94,6 +94,7 @@ class EmbeddedBackend(Backend):
         self._retriever: Any = None  # bm25s.BM25
         self._scorer_cache: Scorer | None = None
         self._idf_cache: np.ndarray | None = None
+        self._frequencies: tuple[list[Any], KeyphraseFrequencies] | None = None  # (the rows counted, counts)
         self._analyzer: Analyzer | None = None
         self._opened = False
         self._lock_fh: Any = None  # the open lock file while this object holds the write lock
@@ -273,6 +274,14 @@ class EmbeddedBackend(Backend):
                 if rank == k:
                     break
         return out
+
+    def keyphrase_frequencies(self) -> KeyphraseFrequencies:
+        """How many indexed documents carry each keyphrase (from the matrix rows; kept until the next rebuild)."""
+        if not self._opened:
+            self.open()
+        if self._frequencies is None or self._frequencies[0] is not self._rows:  # rows are replaced, not edited
+            self._frequencies = (self._rows, count_keyphrases(kps for _, kps in self._rows))
+        return self._frequencies[1]
 
     def query(self, document: Document) -> tuple[np.ndarray, np.ndarray]:
         """(term ids, frequencies) a document queries with: its analysed terms known to the index, at most
