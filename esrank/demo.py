@@ -93,7 +93,8 @@ def run_demo(out_dir: str | Path, *, data: str | Path | None = None, epochs: int
             f"(`esrank rank` default method: {DEFAULT_METHOD})")
         for name, ranker, method in runs:
             path = out / "predictions" / f"{name}.jsonl"
-            settings = RankSettings(k=k, top_n=top_n, method=method, mix_weight=mix.weight if mix else None)
+            settings = RankSettings(k=k, top_n=top_n, method=method, mix_weight=mix.weight if mix else None,
+                                    mix_model=mix.model if mix else None)
             stats = ranker.stats if ranker is not None else RankStats()
             before = RankStats(**{f: getattr(stats, f) for f in ("documents", "candidates", "empty_pools",
                                                                    "retrieval_s", "document_encoding_s",

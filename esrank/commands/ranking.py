@@ -111,8 +111,9 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
     esrank load train.jsonl --index kp
     esrank train train.jsonl --index kp --out model/ --epochs 1
     The model directory is a standard Sentence-Transformers model plus esrank_card.json. A validation share of
-    the documents is held out of fine-tuning; their neighbours in the index fit the weight of `rank --method mix`
-    (stored in the card under "mix").
+    the documents is held out of fine-tuning; their neighbours in the index fit the neighbour-aware scorer of
+    `rank --method mix` (a logistic model over the cosine, neighbour and keyphrase-frequency features, and a
+    linear weight as its fallback; stored in the card under "mix").
     """
     from ..corpus import DocumentReader
     from ..evaluation.prmu import score_document
@@ -212,10 +213,11 @@ def rank_cmd(data: str, **kw: Any) -> None:
                             sources=tuple(s.strip() for s in kw["candidates"].split(",") if s.strip()),
                             method=kw["method"], mix_weight=kw["mix_weight"])
     settings.validate()
-    from ..ranking.mix import resolve_weight
+    from ..ranking.mix import resolve_mix
 
     # the note is said once the inputs and options are known to be good
-    settings.mix_weight, mix_note = resolve_weight(settings.method, settings.mix_weight, settings.k, kw["model"])
+    settings.mix_weight, settings.mix_model, mix_note = resolve_mix(settings.method, settings.mix_weight, settings.k,
+                                                                    kw["model"])
     reader = DocumentReader(fields, kw["fmt"], kw["on_error"], kw["rejects"])
     check_outputs({"--out": kw["out"]}, {"DATA": data, "--thesaurus": kw["thesaurus"]}, reader)
     extra = None

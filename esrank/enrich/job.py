@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..predictions import Prediction
 from ..progress import bar
 from ..ranking import pipeline
-from ..ranking.mix import resolve_weight
+from ..ranking.mix import resolve_mix
 from ..ranking.pipeline import DEFAULT_K, RankSettings, rank_documents
 from ..ranking.ranker import Ranker, RankStats
 from ..retrieval.cluster import WILDCARD_CHARS, Cluster, check_index_name
@@ -379,10 +379,10 @@ def open_run(options: BackendOptions, settings: EnrichSettings, method: str, mod
             else settings.target_index == options.index
         source = [*settings.text_fields, f"{settings.field}.model", f"{settings.field}.version",
                   f"{settings.field}.source_hash"]
-        weight, note = resolve_weight(method, None, settings.k, model)
+        weight, mix_model, note = resolve_mix(method, None, settings.k, model)
         if note:
             log.warning(note)
-        method_settings = {"method": method, "mix_weight": weight}
+        method_settings = {"method": method, "mix_weight": weight, "mix_model": mix_model}
         features = cluster.has_module("mapper-extras")
         return RunSetup(cluster, backend, ranker, name, version, exclude, source, features, method_settings)
     except BaseException:

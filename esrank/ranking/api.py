@@ -14,7 +14,7 @@ from ..errors import ConfigError, InputError
 from ..predictions import Prediction, ScoredPhrase
 from ..retrieval.base import Backend
 from ..retrieval.factory import BackendOptions, open_backend
-from .mix import resolve_weight
+from .mix import resolve_mix
 from .pipeline import DEFAULT_METHOD, METHODS, RankSettings, rank_documents
 from .ranker import Ranker, RankStats
 
@@ -64,8 +64,8 @@ class KeyphraseRanker:
              options: BackendOptions | None = None) -> "KeyphraseRanker":
         """Open an index (embedded by default; ``url`` for Elasticsearch/OpenSearch) and load the model once.
 
-        ``method``: mix (the default: cosine mixed with the neighbour vote, the weight from the model card unless
-        ``mix_weight`` is given), model (bi-encoder cosine) or vote (neighbour vote, no model loaded);
+        ``method``: mix (the default: cosine combined with the neighbour evidence by the model card's fitted mix
+        model, or linearly with ``mix_weight`` when given), model (bi-encoder cosine) or vote (neighbour vote, no model loaded);
         ``k``: neighbours (None: the pipeline's default); ``top_n``: keyphrases per document (None: all).
         """
         if method not in METHODS:
@@ -75,8 +75,8 @@ class KeyphraseRanker:
         if k is not None:
             kw["k"] = k
         settings = RankSettings(**kw)
-        settings.mix_weight, _ = resolve_weight(method, mix_weight, settings.k,
-                                                None if model is None else str(model))
+        settings.mix_weight, settings.mix_model, _ = resolve_mix(method, mix_weight, settings.k,
+                                                                 None if model is None else str(model))
         settings.validate()
         if options is None:
             options = _backend_options(index, url, path, backend, api_key=api_key, username=username,

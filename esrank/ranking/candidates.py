@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, AbstractSet, Iterable, Sequence
 
 from ..text import stemmed_key
 
 if TYPE_CHECKING:
-    from ..retrieval.base import Neighbour
+    from ..retrieval.base import KeyphraseFrequencies, Neighbour
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Candidate:
     neighbour_ranks: list[int] = field(default_factory=list)
     bm25_scores: list[float] = field(default_factory=list)
     sources: tuple[str, ...] = ("neighbours",)
+    index_df: int = 0  # indexed documents carrying this keyphrase (the query document itself not counted)
 
     @property
     def count(self) -> int:
@@ -37,6 +38,7 @@ class CandidatePool:
 
     doc_id: str
     candidates: list[Candidate] = field(default_factory=list)
+    index_documents: int = 0  # documents in the index the frequencies come from (0: frequencies unknown)
 
     @property
     def phrases(self) -> list[str]:
@@ -59,6 +61,15 @@ def pool_from_neighbours(doc_id: str, neighbours: Sequence["Neighbour"]) -> Cand
                 cand.neighbour_ranks.append(nb.rank)
                 cand.bm25_scores.append(nb.score)
     return CandidatePool(doc_id, list(by_key.values()))
+
+
+def set_frequencies(pool: CandidatePool, frequencies: "KeyphraseFrequencies",
+                    own_keys: AbstractSet[str] = frozenset()) -> None:
+    """Give each candidate its index frequency; ``own_keys``: the query document's own keyphrase keys when the
+    document is itself indexed (its own keyphrases are not evidence for it: they are not counted)."""
+    pool.index_documents = max(frequencies.documents, 1)
+    for c in pool.candidates:
+        c.index_df = max(frequencies.get(c.key) - (1 if c.key in own_keys else 0), 0)
 
 
 def add_candidates(pool: CandidatePool, phrases: Iterable[str], source: str) -> None:

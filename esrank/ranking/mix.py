@@ -1,9 +1,17 @@
-"""Neighbour-aware scores: a linear mix of the bi-encoder's cosine and the normalised neighbour vote.
+"""Neighbour-aware scores: the bi-encoder's cosine combined with the retrieval evidence.
 
-score = w · cosine + (1 − w) · vote / max(vote in the pool), where a candidate's vote is the summed BM25 score of
-the neighbours carrying it. The weight w is fitted at training time on held-out validation documents (a grid
-search maximising the mean of present F1@Q and absent R@Q) and stored in the model card (``esrank_card.json``,
-key ``"mix"``); a model without a fitted weight uses ``DEFAULT_WEIGHT``.
+Two forms, both fitted at training time on held-out validation documents (not trained on) and stored in the
+model card (``esrank_card.json``, key ``"mix"``):
+
+* the **model** (``MixModel``, used whenever the card has one): an L2-regularised logistic regression over the
+  candidate features of ``esrank.ranking.features`` (cosine, neighbour vote, neighbour count and rank, the
+  keyphrase's frequency in the index, word overlap, title, position...), one for the candidates present in the
+  document and one for the absent ones, trained on the validation documents' candidate pools to tell gold
+  keyphrases from the rest; a candidate's score is its probability of being gold;
+* the **linear weight**: score = w · cosine + (1 − w) · vote / max(vote in the pool), where a candidate's vote is
+  the summed BM25 score of the neighbours carrying it, w chosen on a grid maximising the mean of present F1@Q and
+  absent R@Q. It serves ``--mix-weight W``, a model directory without a fitted model (``DEFAULT_WEIGHT``), and a
+  backend that cannot give keyphrase frequencies.
 """
 from __future__ import annotations
 
@@ -19,11 +27,14 @@ from ..corpus import Document
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..retrieval.base import Backend
     from .candidates import CandidatePool
     from .ranker import Ranker
 
 DEFAULT_WEIGHT = 0.5
+L2 = 1.0  # ridge penalty of the mix model on standardised features
 GRID = tuple(round(i * 0.05, 2) for i in range(21))  # 0, 0.05, ..., 1
 VALIDATION_SHARE = 0.05
 VALIDATION_MAX = 500
@@ -47,6 +58,134 @@ def mix_scores(cosines: Sequence[float], votes: Sequence[float], weight: float) 
 
 
 @dataclass
+class ClassModel:
+    """A logistic regression over standardised features: z = Σ coef · (x − mean) / scale + bias."""
+
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    bias: float
+
+    def logits(self, x: "np.ndarray") -> "np.ndarray":
+        """Log-odds of each row of ``x`` (columns as fitted)."""
+        import numpy as np
+
+        return ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.bias
+
+
+@dataclass
+class MixModel:
+    """The fitted neighbour-aware scorer: one ``ClassModel`` for present and one for absent candidates, over the
+    named features (``esrank.ranking.features.FEATURES``)."""
+
+    features: list[str]
+    present: ClassModel
+    absent: ClassModel
+    l2: float = L2
+
+    @property
+    def needs_frequencies(self) -> bool:
+        """Whether the model reads the index's keyphrase frequencies."""
+        from .features import FREQUENCY_FEATURES
+
+        return any(f in FREQUENCY_FEATURES for f in self.features)
+
+    def scores(self, doc: Document, pool: "CandidatePool", cosines: Sequence[float]) -> list[float]:
+        """Each candidate's probability of being a gold keyphrase of ``doc``, in pool order."""
+        import numpy as np
+
+        from .features import FEATURES, candidate_features
+
+        x, present = candidate_features(doc, pool, cosines)
+        x = x[:, [FEATURES.index(f) for f in self.features]]
+        z = np.empty(len(x))
+        if present.any():
+            z[present] = self.present.logits(x[present])
+        if (~present).any():
+            z[~present] = self.absent.logits(x[~present])
+        return (1.0 / (1.0 + np.exp(-z))).tolist()
+
+    def to_json(self) -> dict[str, Any]:
+        """The card's "mix" → "model" entry."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "MixModel":
+        """Read a card's "model" entry (ValueError when its features are unknown to this esrank)."""
+        from .features import FEATURES
+
+        features = [str(f) for f in data["features"]]
+        unknown = [f for f in features if f not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}")
+        parts = {}
+        for name in ("present", "absent"):
+            m = data[name]
+            parts[name] = ClassModel([float(v) for v in m["mean"]], [float(v) for v in m["scale"]],
+                                     [float(v) for v in m["coef"]], float(m["bias"]))
+            if not len(parts[name].mean) == len(parts[name].scale) == len(parts[name].coef) == len(features):
+                raise ValueError(f"{name}: {len(parts[name].coef)} coefficients for {len(features)} features")
+        return cls(features, parts["present"], parts["absent"], float(data.get("l2", L2)))
+
+
+def fit_logistic(x: "np.ndarray", y: "np.ndarray", l2: float = L2) -> ClassModel:
+    """L2-regularised logistic regression (L-BFGS on standardised features; a constant feature gets weight 0)."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
+    scale = x.std(axis=0) if len(x) else np.ones(x.shape[1])
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = (x - mean) / scale
+    z[:, np.asarray(x.std(axis=0) if len(x) else np.zeros(x.shape[1])) <= 1e-9] = 0.0
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        t = z @ w[:-1] + w[-1]
+        p = 1.0 / (1.0 + np.exp(-t))
+        value = float(np.sum(np.logaddexp(0.0, t) - y * t) + 0.5 * l2 * w[:-1] @ w[:-1])
+        grad = np.append(z.T @ (p - y) + l2 * w[:-1], np.sum(p - y))
+        return value, grad
+
+    w0 = np.zeros(x.shape[1] + 1)
+    if len(y) and 0 < y.mean() < 1:
+        w0[-1] = math.log(y.mean() / (1 - y.mean()))
+    w = minimize(loss, w0, jac=True, method="L-BFGS-B").x if len(y) else w0
+    return ClassModel(mean.tolist(), scale.tolist(), w[:-1].tolist(), float(w[-1]))
+
+
+def fit_model(documents: Sequence[Document], pools: Sequence["CandidatePool"], cosines: Sequence[Sequence[float]],
+              *, l2: float = L2) -> MixModel:
+    """Fit the mix model on validation documents: their candidate pools (with frequencies when the pools carry
+    them), cosines and gold keyphrases (a candidate is positive when its stemmed key is gold)."""
+    import numpy as np
+
+    from ..text import stemmed_key
+    from .features import FEATURES, FREQUENCY_FEATURES, candidate_features
+
+    with_frequencies = bool(pools) and all(p.index_documents > 0 for p in pools if p.candidates)
+    features = [f for f in FEATURES if with_frequencies or f not in FREQUENCY_FEATURES]
+    cols = [FEATURES.index(f) for f in features]
+    xs: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    ys: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    for doc, pool, cos in zip(documents, pools, cosines):
+        if not pool.candidates:
+            continue
+        gold = {k for k in map(stemmed_key, doc.keyphrases) if k}
+        x, present = candidate_features(doc, pool, cos)
+        y = np.array([c.key in gold for c in pool.candidates], dtype=np.float64)
+        for part in (True, False):
+            mask = present if part else ~present
+            xs[part].append(x[mask][:, cols])
+            ys[part].append(y[mask])
+    parts = {}
+    for part in (True, False):
+        x = np.vstack(xs[part]) if xs[part] else np.zeros((0, len(cols)))
+        y = np.concatenate(ys[part]) if ys[part] else np.zeros(0)
+        parts[part] = fit_logistic(x, y, l2)
+    return MixModel(features, parts[True], parts[False], l2)
+
+
+@dataclass
 class MixFit:
     """A fitted mix weight and how it was fitted."""
 
@@ -57,6 +196,8 @@ class MixFit:
     objective_value: float = math.nan
     grid: list[dict[str, float]] = field(default_factory=list)  # {weight, objective, P_F1@Q, Abs_R@Q} per point
     validation_fingerprint: str = ""
+    model: MixModel | None = None
+    model_objective: float | None = None  # the model's objective on the validation documents it was fitted on
 
     def to_json(self) -> dict[str, Any]:
         """The card's "mix" entry."""
@@ -69,11 +210,15 @@ class MixFit:
                    validation_documents=int(data["validation_documents"]),
                    objective=str(data.get("objective", OBJECTIVE)),
                    objective_value=float(data.get("objective_value", math.nan)),
-                   grid=list(data.get("grid", [])), validation_fingerprint=str(data.get("validation_fingerprint", "")))
+                   grid=list(data.get("grid", [])), validation_fingerprint=str(data.get("validation_fingerprint", "")),
+                   model=MixModel.from_json(data["model"]) if data.get("model") else None,
+                   model_objective=None if data.get("model_objective") is None else float(data["model_objective"]))
 
     def summary(self) -> str:
         """One line for the terminal."""
-        return (f"mix weight {self.weight:.2f} (cosine) fitted at k={self.k} on {self.validation_documents} "
+        model = (f"mix model over {len(self.model.features)} features, {self.objective} = "
+                 f"{100 * (self.model_objective or 0.0):.1f}; " if self.model is not None else "")
+        return (f"{model}mix weight {self.weight:.2f} (cosine) fitted at k={self.k} on {self.validation_documents} "
                 f"validation documents, {self.objective} = {100 * self.objective_value:.1f}")
 
 
@@ -95,9 +240,25 @@ def _fingerprint(documents: Sequence[Document]) -> str:
     return hashlib.sha256("\n".join(sorted(d.id for d in documents)).encode()).hexdigest()[:16]
 
 
+def _objective(documents: Sequence[Document], prepared: Sequence[Any], pools: Sequence["CandidatePool"],
+               scores: Sequence[Sequence[float]], metrics: DocumentMetrics) -> tuple[float, float]:
+    """(mean present F1@Q, mean absent R@Q) of the pools ranked by ``scores``."""
+    present: list[float] = []
+    absent: list[float] = []
+    for doc, prep, pool, sc in zip(documents, prepared, pools, scores):
+        order = sorted(range(len(sc)), key=lambda i: (-sc[i], i))
+        row = metrics(doc.keyphrases, [pool.candidates[i].phrase for i in order], prep)
+        if "P_F1@Q" in row:
+            present.append(row["P_F1@Q"])
+        if "Abs_R@Q" in row:
+            absent.append(row["Abs_R@Q"])
+    return (sum(present) / len(present) if present else 0.0, sum(absent) / len(absent) if absent else 0.0)
+
+
 def fit_weight(documents: Sequence[Document], pools: Sequence["CandidatePool"], cosines: Sequence[Sequence[float]],
-               metrics: DocumentMetrics, *, k: int, grid: Sequence[float] = GRID) -> MixFit:
-    """The grid weight whose ranking of the validation pools maximises mean(P_F1@Q, Abs_R@Q); ties → nearer 0.5."""
+               metrics: DocumentMetrics, *, k: int, grid: Sequence[float] = GRID, model: bool = False) -> MixFit:
+    """The grid weight whose ranking of the validation pools maximises mean(P_F1@Q, Abs_R@Q) (ties → nearer 0.5);
+    with ``model`` also the mix model (``fit_model``) and its objective on the same documents."""
     from ..text import prepare
 
     if not documents:
@@ -106,33 +267,29 @@ def fit_weight(documents: Sequence[Document], pools: Sequence["CandidatePool"], 
     votes = [[c.vote for c in p.candidates] for p in pools]
     points: list[dict[str, float]] = []
     for w in grid:
-        present: list[float] = []
-        absent: list[float] = []
-        for doc, prep, pool, cos, vote in zip(documents, prepared, pools, cosines, votes):
-            scores = mix_scores(cos, vote, w)
-            order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-            row = metrics(doc.keyphrases, [pool.candidates[i].phrase for i in order], prep)
-            if "P_F1@Q" in row:
-                present.append(row["P_F1@Q"])
-            if "Abs_R@Q" in row:
-                absent.append(row["Abs_R@Q"])
-        p = sum(present) / len(present) if present else 0.0
-        a = sum(absent) / len(absent) if absent else 0.0
+        p, a = _objective(documents, prepared, pools, [mix_scores(c, v, w) for c, v in zip(cosines, votes)], metrics)
         points.append({"weight": w, "objective": round((p + a) / 2, 6), "P_F1@Q": round(p, 6),
                        "Abs_R@Q": round(a, 6)})
     best = max(points, key=lambda x: (x["objective"], -abs(x["weight"] - DEFAULT_WEIGHT), -x["weight"]))
-    return MixFit(weight=best["weight"], k=k, validation_documents=len(documents), objective_value=best["objective"],
-                  grid=points, validation_fingerprint=_fingerprint(documents))
+    fit = MixFit(weight=best["weight"], k=k, validation_documents=len(documents), objective_value=best["objective"],
+                 grid=points, validation_fingerprint=_fingerprint(documents))
+    if model:
+        fit.model = fit_model(documents, pools, cosines)
+        p, a = _objective(documents, prepared, pools,
+                          [fit.model.scores(d, pool, c) for d, pool, c in zip(documents, pools, cosines)], metrics)
+        fit.model_objective = round((p + a) / 2, 6)
+    return fit
 
 
 def fit_mix(documents: Sequence[Document], backend: "Backend", ranker: "Ranker", metrics: DocumentMetrics, *,
-            k: int, batch_size: int = 64, grid: Sequence[float] = GRID) -> MixFit:
-    """Fit the mix weight of ``ranker`` on validation documents, their neighbours retrieved from ``backend``
-    (each document itself excluded), through the one ranking path's candidate pools."""
+            k: int, batch_size: int = 64, grid: Sequence[float] = GRID, model: bool = True) -> MixFit:
+    """Fit the mix of ``ranker`` (the linear weight and, with ``model``, the mix model) on validation documents,
+    their neighbours retrieved from ``backend`` (each document itself excluded, its own keyphrases not counted in
+    the keyphrase frequencies), through the one ranking path's candidate pools."""
     from ..corpus import chunked
     from .pipeline import RankSettings, candidate_pools
 
-    settings = RankSettings(k=k, batch_size=batch_size, exclude_self=True)
+    settings = RankSettings(k=k, batch_size=batch_size, exclude_self=True, frequencies=model)
     settings.validate()
     docs: list[Document] = []
     pools: list["CandidatePool"] = []
@@ -142,7 +299,7 @@ def fit_mix(documents: Sequence[Document], backend: "Backend", ranker: "Ranker",
         cosines.extend(ranker.cosine_scores(batch, batch_pools))
         docs.extend(batch)
         pools.extend(batch_pools)
-    return fit_weight(docs, pools, cosines, metrics, k=k, grid=grid)
+    return fit_weight(docs, pools, cosines, metrics, k=k, grid=grid, model=model)
 
 
 def write_fit(model_dir: str | os.PathLike[str], fit: MixFit) -> Path:
@@ -176,16 +333,22 @@ def weight_for(model: str | os.PathLike[str] | None) -> tuple[float, MixFit | No
     return (fit.weight, fit) if fit is not None else (DEFAULT_WEIGHT, None)
 
 
-def resolve_weight(method: str, weight: float | None, k: int,
-                   model: str | os.PathLike[str] | None) -> tuple[float | None, str | None]:
-    """The mix weight to rank with (None unless ``method`` is mix) and a note for the user, if any: an explicit
-    ``weight`` wins, else the model card's fitted one (noted when fitted at another k), else ``DEFAULT_WEIGHT``."""
-    if method != "mix" or weight is not None:
-        return weight, None
+def resolve_mix(method: str, weight: float | None, k: int, model: str | os.PathLike[str] | None
+                ) -> tuple[float | None, MixModel | None, str | None]:
+    """What the mix ranks with: (weight, model, a note for the user or None); both None unless ``method`` is mix.
+
+    An explicit ``weight`` wins (the linear mix); else the model card's fitted mix model, with its fitted weight as
+    the fallback for a backend without keyphrase frequencies (noted when fitted at another k); else
+    ``DEFAULT_WEIGHT``.
+    """
+    if method != "mix":
+        return None, None, None
+    if weight is not None:
+        return weight, None, None
     fit = read_fit(model)
     if fit is None:
-        return DEFAULT_WEIGHT, (f"{model or 'the default model'} has no fitted mix weight "
-                                f"(esrank_card.json \"mix\"); the mix uses {DEFAULT_WEIGHT}")
-    note = f"the mix weight {fit.weight:.2f} was fitted at k={fit.k}, ranking at k={k}" if fit.k != k else None
-    return fit.weight, note
-
+        return DEFAULT_WEIGHT, None, (f"{model or 'the default model'} has no fitted mix (esrank_card.json "
+                                      f"\"mix\"; esrank train fits one); the mix uses the weight {DEFAULT_WEIGHT}")
+    what = "mix model" if fit.model is not None else f"mix weight {fit.weight:.2f}"
+    note = f"the {what} was fitted at k={fit.k}, ranking at k={k}" if fit.k != k else None
+    return fit.weight, fit.model, note

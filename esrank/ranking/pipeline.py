@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from ..stages import StageTracker, stage
 from ..corpus import Document, chunked
@@ -11,7 +11,9 @@ from ..errors import ConfigError
 from ..predictions import Prediction
 from ..progress import bar
 from ..retrieval.base import Backend
-from .candidates import CandidatePool, add_candidates, pool_from_neighbours
+from ..retrieval.base import keyphrase_frequencies
+from ..text import stemmed_key
+from .candidates import CandidatePool, add_candidates, pool_from_neighbours, set_frequencies
 from .ranker import Ranker, RankStats, vote_rank_pools
 
 CANDIDATE_SOURCES = ("neighbours", "vocabulary")
@@ -19,6 +21,9 @@ METHODS = ("vote", "model", "mix")  # neighbour vote; bi-encoder cosine; cosine 
 DEFAULT_K = 20  # neighbours per document: chosen by measurement on acm-dev (docs/ranking.md, "Defaults")
 DEFAULT_METHOD = "mix"  # beat the pure cosine on present F1@Q and absent R@Q on acm-dev (same section)
 CandidateSource = Callable[[Document], Sequence[str]]
+
+if TYPE_CHECKING:
+    from .mix import MixModel
 
 
 
@@ -34,6 +39,8 @@ class RankSettings:
     sources: tuple[str, ...] = ("neighbours",)
     method: str = DEFAULT_METHOD
     mix_weight: float | None = None
+    mix_model: "MixModel | None" = None  # the fitted neighbour-aware model (method mix; wins over the weight)
+    frequencies: bool = False  # give candidates the index's keyphrase frequencies (the mix model needs them)
 
     def validate(self) -> None:
         """Raise ConfigError on an impossible setting."""
@@ -63,12 +70,28 @@ def candidate_pools(backend: Backend | None, documents: Sequence[Document], sett
         with stage(tracker, "neighbour_retrieval", len(documents)):
             neighbours = backend.neighbours(documents, settings.k, exclude)
         pools = [pool_from_neighbours(d.id, nb) for d, nb in zip(documents, neighbours)]
+        if settings.frequencies or (settings.mix_model is not None and settings.method == "mix"):
+            _add_frequencies(backend, documents, pools, settings.exclude_self)
     else:
         pools = [CandidatePool(d.id) for d in documents]
     if extra is not None and "vocabulary" in settings.sources:
         for doc, pool in zip(documents, pools):
             add_candidates(pool, extra(doc), "vocabulary")
     return pools
+
+
+def _add_frequencies(backend: Backend, documents: Sequence[Document], pools: Sequence[CandidatePool],
+                     exclude_self: bool) -> None:
+    """Give the candidates the index's keyphrase frequencies; a query document that is itself indexed (and
+    excluded from its neighbours) does not count its own keyphrases."""
+    frequencies = keyphrase_frequencies(backend)
+    if frequencies is None:
+        return
+    with_keys = [d for d in documents if d.keyphrases] if exclude_self else []
+    indexed = backend.ids_present([d.id for d in with_keys]) if with_keys else set()
+    for doc, pool in zip(documents, pools):
+        own = {k for k in map(stemmed_key, doc.keyphrases) if k} if doc.id in indexed else set()
+        set_frequencies(pool, frequencies, own)
 
 
 def rank_documents(documents: Iterable[Document], backend: Backend | None, ranker: Ranker | None,
@@ -100,7 +123,8 @@ def rank_documents(documents: Iterable[Document], backend: Backend | None, ranke
             if vote or ranker is None:
                 preds = vote_rank_pools(batch, pools, settings.top_n, stats=stats, tracker=tracker)
             else:
-                preds = ranker.rank_pools(batch, pools, settings.top_n, tracker=tracker, mix_weight=weight)
+                preds = ranker.rank_pools(batch, pools, settings.top_n, tracker=tracker, mix_weight=weight,
+                                          mix_model=settings.mix_model if settings.method == "mix" else None)
             yield from preds
             progress.update(len(batch))
 

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from ..corpus import Document, chunked
 from ..errors import InputError
 from ..progress import bar
-from ..retrieval.base import Backend, Neighbour
+from ..retrieval.base import Backend, KeyphraseFrequencies, Neighbour, keyphrase_frequencies
 from .candidates import Candidate, CandidatePool, pool_from_neighbours
 
 
@@ -115,6 +115,10 @@ class RetrievedNeighbours:
                 self._seen[keys[i]] = list(nbs)
             self.retrieved += len(missing)
         return [self._seen[key][:k] for key in keys]
+
+    def keyphrase_frequencies(self) -> KeyphraseFrequencies | None:
+        """The underlying index's keyphrase frequencies (None when it cannot give them)."""
+        return keyphrase_frequencies(self.backend)
 
     def open(self) -> None:
         """Open the underlying index."""

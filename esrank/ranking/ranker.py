@@ -15,7 +15,7 @@ from ..predictions import Prediction, ScoredPhrase
 from ..text import classify_key, prepare
 from .candidates import CandidatePool
 from .encoder import CacheStats, EmbeddingCache, Encoder
-from .mix import mix_scores
+from .mix import DEFAULT_WEIGHT, MixModel, mix_scores
 
 
 @dataclass
@@ -140,8 +140,11 @@ class Ranker:
         return out
 
     def rank_pools(self, documents: Sequence[Document], pools: Sequence[CandidatePool], top_n: int | None = None,
-                   *, tracker: StageTracker | None = None, mix_weight: float | None = None) -> list[Prediction]:
-        """Rank each pool by cosine of document and keyphrase embeddings (by the mix score with ``mix_weight``)."""
+                   *, tracker: StageTracker | None = None, mix_weight: float | None = None,
+                   mix_model: "MixModel | None" = None) -> list[Prediction]:
+        """Rank each pool by cosine of document and keyphrase embeddings; with ``mix_model`` by its score (a pool
+        without keyphrase frequencies, when the model needs them: by the linear mix with ``mix_weight``), with
+        ``mix_weight`` alone by the linear mix."""
         cosines = self.cosine_scores(documents, pools, tracker=tracker)
         t0 = time.perf_counter()
         out: list[Prediction] = []
@@ -151,8 +154,13 @@ class Ranker:
                     self.stats.empty_pools += 1
                     out.append(Prediction(doc.id, []))
                     continue
-                scores = cos if mix_weight is None else mix_scores(cos, [c.vote for c in pool.candidates],
-                                                                   mix_weight)
+                if mix_model is not None and (pool.index_documents or not mix_model.needs_frequencies):
+                    scores = mix_model.scores(doc, pool, cos)
+                elif mix_weight is not None or mix_model is not None:
+                    scores = mix_scores(cos, [c.vote for c in pool.candidates],
+                                        mix_weight if mix_weight is not None else DEFAULT_WEIGHT)
+                else:
+                    scores = cos
                 out.append(_categorised(doc, pool, scores, top_n))
         self.stats.scoring_s += time.perf_counter() - t0
         return out

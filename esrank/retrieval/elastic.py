@@ -20,7 +20,7 @@ import numpy as np
 
 from ..corpus import Document
 from ..errors import BackendError, ConfigError
-from .base import Backend, BulkResult, Neighbour
+from .base import Backend, BulkResult, KeyphraseFrequencies, Neighbour
 from .cluster import Cluster, ConnectionConfig, check_index_name
 from .mappings import FALLBACK, MAIN, load_mapping
 from .query import DEFAULT_MAX_TERMS, bm25_idf, query_text, top_terms
@@ -41,6 +41,7 @@ class ElasticBackend(Backend):
         self.max_query_terms = max_query_terms
         self.cluster = config if isinstance(config, Cluster) else Cluster.connect(config, kind)
         self.mapping_name: str | None = None
+        self._frequencies: KeyphraseFrequencies | None = None  # counted once; reset when this backend writes
 
     def __enter__(self) -> "ElasticBackend":
         return self
@@ -161,6 +162,34 @@ class ElasticBackend(Backend):
                 return
             after = hits[-1]["sort"]
 
+    def keyphrase_frequencies(self) -> KeyphraseFrequencies:
+        """How many documents carry each keyphrase: a composite terms aggregation over the ``keyphrases`` keyword
+        field, paged 10,000 phrases a request, merged by stemmed key (kept until the backend is closed)."""
+        if self._frequencies is None:
+            from ..text import stemmed_key
+
+            counts: dict[str, int] = {}
+            after: dict[str, Any] | None = None
+            while True:
+                comp: dict[str, Any] = {"size": 10_000, "sources": [{"p": {"terms": {"field": "keyphrases"}}}]}
+                if after is not None:
+                    comp["after"] = after
+                res = self.cluster.search(self.index, {"size": 0, "track_total_hits": True,
+                                                       "aggs": {"kp": {"composite": comp}}},
+                                          what="count keyphrases")
+                agg = res["aggregations"]["kp"]
+                for bucket in agg["buckets"]:
+                    key = stemmed_key(bucket["key"]["p"])
+                    if key:
+                        counts[key] = counts.get(key, 0) + int(bucket["doc_count"])
+                total = res["hits"]["total"]
+                documents = int(total["value"] if isinstance(total, dict) else total)
+                after = agg.get("after_key")
+                if not agg["buckets"] or after is None:
+                    break
+            self._frequencies = KeyphraseFrequencies(documents, counts)
+        return self._frequencies
+
     def neighbours(self, documents: Sequence[Document], k: int = 5,
                    exclude_ids: Sequence[set[str]] | None = None) -> list[list[Neighbour]]:
         """The k best BM25 matches of each document, in one ``_msearch`` request per call."""
@@ -226,6 +255,7 @@ class ElasticBackend(Backend):
                  on_failure: Callable[[Document, str], None] | None = None) -> BulkResult:
         """Index documents in chunks (``_id`` = document id, so a reload replaces and never duplicates)."""
         result = BulkResult()
+        self._frequencies = None
         chunk: list[Document] = []
         for doc in documents:
             chunk.append(doc)

@@ -114,18 +114,22 @@ def test_validation_split_is_deterministic_and_disjoint():
 
 
 def test_the_weight_to_rank_with_comes_from_the_card_unless_given(tmp_path):
-    from esrank.ranking.mix import DEFAULT_WEIGHT, MixFit, resolve_weight, write_fit
+    from esrank.ranking.mix import DEFAULT_WEIGHT, MixFit, resolve_mix, write_fit
 
     model = tmp_path / "model"
     model.mkdir()
-    assert resolve_weight("model", None, 20, model) == (None, None)  # not a mix: no weight
-    weight, note = resolve_weight("mix", None, 20, model)  # no card yet
-    assert weight == DEFAULT_WEIGHT and note and "no fitted mix weight" in note
+    assert resolve_mix("model", None, 20, model) == (None, None, None)  # not a mix: no weight, no model
+    weight, mix_model, note = resolve_mix("mix", None, 20, model)  # no card yet
+    assert weight == DEFAULT_WEIGHT and mix_model is None and note and "no fitted mix" in note
     write_fit(model, MixFit(weight=0.3, k=20, validation_documents=7))
-    assert resolve_weight("mix", None, 20, model) == (0.3, None)
-    weight, note = resolve_weight("mix", None, 10, model)
+    assert resolve_mix("mix", None, 20, model) == (0.3, None, None)
+    weight, _, note = resolve_mix("mix", None, 10, model)
     assert weight == 0.3 and note and "k=20" in note
-    assert resolve_weight("mix", 0.9, 20, model) == (0.9, None)  # an explicit weight wins
+    assert resolve_mix("mix", 0.9, 20, model) == (0.9, None, None)  # an explicit weight wins
+    fitted = _fitted_model()
+    write_fit(model, MixFit(weight=0.3, k=20, validation_documents=7, model=fitted))
+    assert resolve_mix("mix", None, 20, model) == (0.3, fitted, None)  # the model, its weight as the fallback
+    assert resolve_mix("mix", 0.9, 20, model) == (0.9, None, None)  # an explicit weight still wins
 
 
 def test_keyphrase_ranker_ranks_with_the_cards_weight(tmp_path):
@@ -147,3 +151,100 @@ def test_keyphrase_ranker_ranks_with_the_cards_weight(tmp_path):
     write_fit(model, MixFit(weight=0.25, k=5, validation_documents=3))
     with esrank.KeyphraseRanker.open(index="kp", path=tmp_path / "index", model=model, k=5, threads=1) as r:
         assert r.settings.method == "mix" and r.settings.mix_weight == 0.25
+
+
+def _validation_case() -> tuple[list[Document], list[CandidatePool], list[list[float]]]:
+    """Forty documents where gold absent candidates are carried by more neighbours (a lower summed vote, though)
+    and are rarer in the index,
+    and gold present candidates occur in the title; their cosines carry no signal, and ties (pool order) put the
+    wrong candidates first."""
+    docs, pools, cosines = [], [], []
+    for i in range(40):
+        doc = Document(f"v{i}", f"graph{i} mining", f"we study graph{i} mining and data{i} cleaning here",
+                       [f"graph{i} mining", f"gold{i} topic"])
+        cands = [_cand(f"data{i} cleaning", 3.0), _cand(f"graph{i} mining", 3.0),
+                 _cand(f"wrong{i} topic", 7.0), _cand(f"gold{i} topic", 2.0, 2.0, 2.0)]
+        pool = CandidatePool(doc.id, cands, index_documents=1000)
+        cands[2].index_df, cands[3].index_df = 300, 3
+        docs.append(doc)
+        pools.append(pool)
+        cosines.append([0.5, 0.5, 0.5, 0.5])
+    return docs, pools, cosines
+
+
+def _fitted_model():
+    from esrank.ranking.mix import fit_model
+
+    return fit_model(*_validation_case())
+
+
+def test_mix_model_learns_the_evidence_that_separates_gold_from_the_rest():
+    from esrank.ranking.features import FEATURES, FREQUENCY_FEATURES
+
+    docs, pools, cosines = _validation_case()
+    model = _fitted_model()
+    assert model.features == list(FEATURES) and model.needs_frequencies
+    for doc, pool, cos in zip(docs[:5], pools[:5], cosines[:5]):
+        scores = dict(zip(pool.phrases, model.scores(doc, pool, cos)))
+        i = doc.id[1:]
+        assert scores[f"graph{i} mining"] > scores[f"data{i} cleaning"]  # present: in the title
+        assert scores[f"gold{i} topic"] > scores[f"wrong{i} topic"]  # absent: more neighbours, rarer in the index
+        assert all(0 < v < 1 for v in scores.values())
+    # the same case through fit_weight: the model's objective is perfect where the linear mix is not
+    fit = fit_weight(docs, pools, cosines, score_document, k=5, model=True)
+    assert fit.model is not None and fit.model_objective == pytest.approx(1.0)
+    assert fit.objective_value < 1.0
+    # without frequencies in the pools, the model leaves the frequency features out
+    for p in pools:
+        p.index_documents = 0
+    from esrank.ranking.mix import fit_model
+
+    assert not set(fit_model(docs, pools, cosines).features) & set(FREQUENCY_FEATURES)
+
+
+def test_mix_model_card_round_trip_and_ranking_fallback(tmp_path):
+    from esrank.ranking.mix import MixModel
+
+    model = _fitted_model()
+    fit = MixFit(weight=0.4, k=5, validation_documents=40, objective_value=0.8, model=model, model_objective=0.9)
+    write_fit(tmp_path, fit)
+    again = read_fit(tmp_path)
+    assert again == fit and isinstance(again.model, MixModel)
+    card = json.loads((tmp_path / "esrank_card.json").read_text())
+    card["mix"]["model"]["features"] = ["cosine", "no such feature"]
+    (tmp_path / "esrank_card.json").write_text(json.dumps(card))
+    with pytest.raises(ConfigError, match="unknown features"):
+        read_fit(tmp_path)
+    # ranking: with frequencies the model decides; without them, the linear mix with the fitted weight
+    ranker = Ranker.load(None, device="cpu", precision="fp32", threads=2)
+    docs, pools, _ = _validation_case()
+    (by_model,) = ranker.rank_pools(docs[:1], pools[:1], mix_weight=0.4, mix_model=model)
+    cos = ranker.cosine_scores(docs[:1], pools[:1])[0]
+    assert [k.score for k in by_model.keyphrases] == pytest.approx(
+        sorted(model.scores(docs[0], pools[0], cos), reverse=True))
+    pools[0].index_documents = 0
+    (fallback,) = ranker.rank_pools(docs[:1], pools[:1], mix_weight=0.4, mix_model=model)
+    assert {k.phrase: k.score for k in fallback.keyphrases} == pytest.approx(
+        dict(zip(pools[0].phrases, mix_scores(cos, [c.vote for c in pools[0].candidates], 0.4))))
+
+
+def test_pools_carry_index_frequencies_without_the_query_documents_own_keyphrases(tmp_path):
+    from esrank.ranking.pipeline import RankSettings, candidate_pools
+    from esrank.retrieval.embedded import EmbeddedBackend
+
+    docs = [Document("a", "graph mining", "graph mining of large graphs", ["graph mining", "data mining"]),
+            Document("b", "graph mining", "mining graphs at scale", ["graph mining"]),
+            Document("c", "graph mining tools", "graph mining", ["graph mining", "tools"])]
+    backend = EmbeddedBackend("freq", tmp_path / "ix")
+    backend.create(overwrite=True)
+    backend.bulk_add(docs)
+    settings = RankSettings(k=5, frequencies=True)
+    (pool,) = candidate_pools(backend, docs[:1], settings)  # "a" is indexed: its own keyphrases are not counted
+    df = {c.phrase: c.index_df for c in pool.candidates}
+    assert pool.index_documents == 3 and df == {"graph mining": 2, "tools": 1}
+    outsider = Document("z", "graph mining", "graph mining", ["graph mining", "tools"])  # not indexed
+    (pool,) = candidate_pools(backend, [outsider], settings)
+    assert {c.phrase: c.index_df for c in pool.candidates}["graph mining"] == 3
+    (pool,) = candidate_pools(backend, docs[:1], RankSettings(k=5))  # not asked for: unknown
+    assert pool.index_documents == 0 and all(c.index_df == 0 for c in pool.candidates)
+    backend.close()

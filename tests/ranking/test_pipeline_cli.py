@@ -117,8 +117,14 @@ def test_encode_keyphrases_fills_the_disk_cache(split, tmp_path):
 
 
 def test_rank_writes_every_candidate_and_mixes(split, tiny_model, tmp_path):
-    """No --top-n: each document's whole pool, ranked; --method mix with the card's weight, and with the default
-    weight (and one note) for a model without a fit; the real MiniLM from its package."""
+    """No --top-n: each document's whole pool, ranked; --method mix with the card's mix model, with an explicit
+    linear weight, and with the default weight (and one note) for a model without a fit; the real MiniLM from its
+    package."""
+    from esrank.ranking.mix import read_fit
+    from esrank.ranking.pipeline import RankSettings, candidate_pools
+    from esrank.ranking.ranker import Ranker
+    from esrank.retrieval.embedded import EmbeddedBackend
+
     runner = CliRunner()
     where = ["--index", "full", "--path", str(tmp_path / "idx")]
     assert runner.invoke(main, ["load", str(split / "train.jsonl"), *where]).exit_code == 0
@@ -127,8 +133,12 @@ def test_rank_writes_every_candidate_and_mixes(split, tiny_model, tmp_path):
     assert r.exit_code == 0, r.output
     pool_phrases = {x["id"]: {c["phrase"] for c in x["candidates"]}
                     for x in map(json.loads, pools.read_text().splitlines())}
+    fit = read_fit(tiny_model)
+    assert fit is not None and fit.model is not None  # esrank train fitted the mix model
+    weight = fit.weight
     written = {}
     for name, extra in (("vote", ["--method", "vote"]), ("mix", ["--method", "mix", "--model", str(tiny_model)]),
+                        ("linear-mix", ["--method", "mix", "--model", str(tiny_model), "--mix-weight", str(weight)]),
                         ("zero-shot-mix", ["--method", "mix"]), ("model", ["--method", "model", "--model", str(tiny_model)])):
         out = tmp_path / f"{name}.jsonl"
         r = runner.invoke(main, ["rank", str(split / "test.jsonl"), *where, "-k", "5", *extra, "--out", str(out),
@@ -139,18 +149,29 @@ def test_rank_writes_every_candidate_and_mixes(split, tiny_model, tmp_path):
             assert {k["phrase"] for k in kps} == pool_phrases[doc_id]
             scores = [k["score"] for k in kps]
             assert scores == sorted(scores, reverse=True)
-        notes = r.stderr.count("has no fitted mix weight")
+        notes = r.stderr.count("has no fitted mix (")
         assert notes == (1 if name == "zero-shot-mix" else 0), r.stderr
         assert ("fitted at k=" in r.stderr) == (name == "mix")  # the card's k (the default) is not -k 5
     assert max(len(v) for v in pool_phrases.values()) > 10  # more than the old default cut of 10
-    weight = json.loads((tiny_model / "esrank_card.json").read_text())["mix"]["weight"]
-    for doc_id, kps in written["mix"].items():  # mix score = w·cosine + (1−w)·vote/max(vote), by hand
+    for doc_id, kps in written["linear-mix"].items():  # linear mix = w·cosine + (1−w)·vote/max(vote), by hand
         cos = {k["phrase"]: k["score"] for k in written["model"][doc_id]}
         vote = {k["phrase"]: k["score"] for k in written["vote"][doc_id]}
         top = max(vote.values())
         for k in kps:
             assert k["score"] == pytest.approx(weight * cos[k["phrase"]] + (1 - weight) * vote[k["phrase"]] / top,
                                                abs=1e-4)
+    # the mix model: each candidate's probability from the card's model, over the pool with the index's keyphrase
+    # frequencies, recomputed through the library
+    docs = list(read_documents(split / "test.jsonl"))
+    backend = EmbeddedBackend("full", tmp_path / "idx")
+    ranker = Ranker.load(tiny_model, threads=1)
+    lib_pools = candidate_pools(backend, docs, RankSettings(k=5, frequencies=True))
+    assert all(p.index_documents > 0 for p in lib_pools)
+    for doc, pool, cos_list in zip(docs, lib_pools, ranker.cosine_scores(docs, lib_pools)):
+        expected = dict(zip(pool.phrases, fit.model.scores(doc, pool, cos_list)))
+        got = {k["phrase"]: k["score"] for k in written["mix"][doc.id]}
+        assert got == pytest.approx(expected, abs=1e-4) and all(0 < v < 1 for v in got.values())
+    backend.close()
 
 
 def test_train_without_an_index_is_one_line_unless_no_validation(split, tmp_path):

@@ -144,3 +144,31 @@ def test_iter_documents_returns_every_stored_document(backend_options) -> None: 
         assert got["d010"] == docs[10]
     finally:
         backend.close()
+
+
+def test_keyphrase_frequencies_count_documents_per_stemmed_keyphrase(backend_options) -> None:  # type: ignore[no-untyped-def]
+    from esrank.retrieval.base import count_keyphrases
+    from esrank.text import stemmed_key
+
+    backend = open_backend(backend_options("freq"), create=True)
+    try:
+        docs = [Document(f"f{i:05d}", f"title {i}", "text", [f"kp {i}", "Neural Networks", "shared"])
+                for i in range(10_050)]  # over 10,000 distinct phrases: two pages of the servers' aggregation
+        # two spellings of one stemmed key in one document: the embedded index counts the document once; the
+        # servers aggregate exact phrases, so they count it once per spelling (documented in docs/ranking.md)
+        docs[0].keyphrases.append("neural network")
+        backend.bulk_add(docs, batch_size=2000)
+        freq = backend.keyphrase_frequencies()
+        assert freq.documents == 10_050
+        twice = 0 if backend_options.kind == "embedded" else 1
+        assert freq.get(stemmed_key("neural networks")) == 10_050 + twice
+        assert freq.get(stemmed_key("shared")) == 10_050
+        assert freq.get(stemmed_key("kp 17")) == 1 and freq.get("absent phrase") == 0
+        if not twice:
+            assert freq == count_keyphrases(d.keyphrases for d in docs)
+        backend.bulk_add([Document("f00001", "new", "text", ["replaced"])])  # writing resets the counts
+        again = backend.keyphrase_frequencies()
+        assert again.get(stemmed_key("replaced")) == 1 and again.get(stemmed_key("kp 1")) == 0
+        assert again.get(stemmed_key("shared")) == 10_049
+    finally:
+        backend.close()
