@@ -6,7 +6,10 @@ Three kinds of evidence, each standard in keyphrase work and none tied to one co
 * retrieval (the paper's neighbours): the keyphrase's share of the pool's top vote (summed BM25 of the neighbours
   carrying it), how many neighbours carry it, the best rank among them, the best neighbour's BM25 score relative to
   the pool's best, and the keyphrase's prior in the index — how many indexed documents carry it, and how
-  concentrated it is in this document's neighbourhood (neighbours carrying it ÷ documents carrying it);
+  concentrated it is in this document's neighbourhood (neighbours carrying it ÷ documents carrying it), and how
+  far the neighbours carrying it agree with the document: how many of them also carry another candidate that
+  occurs in the document, and how many such candidates they carry in all (a neighbour that shares the document's
+  own keyphrases is better evidence than one that shares only words);
 * the document itself (as in supervised extractors such as KEA): the share of the keyphrase's words found in the
   document, whether it occurs in the title, where it first occurs, how often, and its length in words.
 
@@ -26,7 +29,8 @@ from ..text import StemmedText, classify_key, prepare
 from .candidates import CandidatePool
 
 FEATURES = ("cosine", "vote_share", "log_neighbours", "best_rank_inverse", "best_score_share", "log_index_df",
-            "concentration", "word_overlap", "in_title", "first_position", "log_occurrences", "words")
+            "concentration", "word_overlap", "in_title", "first_position", "log_occurrences", "words",
+            "agreeing_neighbours", "log_agreement")
 FREQUENCY_FEATURES = ("log_index_df", "concentration")  # need the index's keyphrase frequencies
 
 
@@ -46,11 +50,18 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
     votes = [c.vote for c in pool.candidates]
     top_vote = max(votes, default=0.0)
     top_score = max((s for c in pool.candidates for s in c.bm25_scores), default=0.0)
+    present[:] = [classify_key(c.key, prep) == "P" for c in pool.candidates]
+    agreement: dict[int, int] = {}  # neighbour rank → how many candidates present in the document it carries
+    for c, p in zip(pool.candidates, present):
+        if p:
+            for r in c.neighbour_ranks:
+                agreement[r] = agreement.get(r, 0) + 1
     for i, (c, cos, vote) in enumerate(zip(pool.candidates, cosines, votes)):
         words = c.key.split(" ")
         needle = f" {c.key} "
         at = joined.find(needle)
-        present[i] = classify_key(c.key, prep) == "P"
+        own = 1 if present[i] else 0  # a present candidate does not agree with itself
+        others = [agreement.get(r, 0) - own for r in c.neighbour_ranks]
         x[i] = (
             cos,
             vote / top_vote if top_vote > 0 else 0.0,
@@ -64,5 +75,7 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
             joined.count(" ", 0, at) / length if at >= 0 else 1.0,
             math.log1p(joined.count(needle)) if at >= 0 else 0.0,
             float(len(words)),
+            float(sum(1 for o in others if o > 0)),
+            math.log1p(sum(others)),
         )
     return x, present

@@ -248,3 +248,35 @@ def test_pools_carry_index_frequencies_without_the_query_documents_own_keyphrase
     (pool,) = candidate_pools(backend, docs[:1], RankSettings(k=5))  # not asked for: unknown
     assert pool.index_documents == 0 and all(c.index_df == 0 for c in pool.candidates)
     backend.close()
+
+
+def test_candidate_features_by_hand():
+    from esrank.ranking.features import FEATURES, candidate_features
+
+    doc = Document("d", "Graph mining", "We mine large graphs. Graph mining scales.")
+    # neighbours 1 and 2 carry "graph mining" (present); neighbour 1 also carries "data mining" (absent),
+    # neighbour 3 carries "data mining" and "social network" (absent)
+    pool = CandidatePool("d", [Candidate("graph mining", stemmed_key("graph mining"), [1, 2], [4.0, 2.0]),
+                               Candidate("data mining", stemmed_key("data mining"), [1, 3], [4.0, 1.0]),
+                               Candidate("social network", stemmed_key("social network"), [3], [1.0])],
+                         index_documents=100)
+    pool.candidates[0].index_df, pool.candidates[1].index_df = 9, 29
+    x, present = candidate_features(doc, pool, [0.7, 0.2, 0.1])
+    f = {name: x[:, i].tolist() for i, name in enumerate(FEATURES)}
+    assert present.tolist() == [True, False, False]
+    assert f["cosine"] == pytest.approx([0.7, 0.2, 0.1])
+    assert f["vote_share"] == pytest.approx([1.0, 5 / 6, 1 / 6])
+    assert f["log_neighbours"] == pytest.approx([math.log(3), math.log(3), math.log(2)])
+    assert f["best_rank_inverse"] == pytest.approx([1.0, 1.0, 1 / 3])
+    assert f["best_score_share"] == pytest.approx([1.0, 1.0, 0.25])
+    assert f["log_index_df"] == pytest.approx([math.log(10), math.log(30), 0.0])
+    assert f["concentration"] == pytest.approx([math.log(2.1 / 10), math.log(2.1 / 30), math.log(1.1)])
+    assert f["word_overlap"] == pytest.approx([1.0, 0.5, 0.0])  # "mine" and "mining" share the stem
+    assert f["in_title"] == [1.0, 0.0, 0.0]
+    assert f["first_position"] == pytest.approx([0.0, 1.0, 1.0])
+    assert f["log_occurrences"] == pytest.approx([math.log(3), 0.0, 0.0])
+    assert f["words"] == [2.0, 2.0, 2.0]
+    # agreement: neighbour 1 carries the present "graph mining", so it agrees with "data mining"; neighbour 3 does
+    # not; "graph mining" itself gets no agreement from its own presence
+    assert f["agreeing_neighbours"] == [0.0, 1.0, 0.0]
+    assert f["log_agreement"] == pytest.approx([0.0, math.log(2), 0.0])
