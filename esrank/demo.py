@@ -48,7 +48,7 @@ def split_corpus(docs: list[Document], every: int = 5) -> tuple[list[Document], 
 def run_demo(out_dir: str | Path, *, data: str | Path | None = None, epochs: int = 3, batch_size: int = 64,
              k: int = DEFAULT_K, top_n: int | None = None, threads: int | None = None, tracker: CostTracker | None = None,
              say: Say = print, rounds: int = 10_000) -> DemoResult:
-    """Index the training part, fine-tune (a validation share held out fits the mix weight), rank the held-out
+    """Index the training part, fine-tune (a validation share held out fits the mix), rank the held-out
     part four ways (vote, zero-shot, fine-tuned, mix), evaluate every candidate's ranking (``top_n`` None)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def run_demo(out_dir: str | Path, *, data: str | Path | None = None, epochs: int
     write_documents(test_docs, out / "test.jsonl")
     tune_docs, validation = validation_split(train_docs)
     say(f"corpus: {len(docs)} documents → {len(train_docs)} for the index ({len(tune_docs)} fine-tuned on, "
-        f"{len(validation)} to fit the mix weight), {len(test_docs)} held out")
+        f"{len(validation)} to fit the mix), {len(test_docs)} held out")
 
     backend = EmbeddedBackend("demo", out / "index")
     backend.create(overwrite=True)

@@ -84,11 +84,11 @@ def model_options(f: Any) -> Any:
 @click.option("--lr", type=float, default=2e-5, show_default=True, help="Peak learning rate (AdamW, warm-up).")
 @click.option("--scale", type=float, default=20.0, show_default=True, help="Similarity scale (1/temperature).")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=DEFAULT_K, envvar="ESRANK_K", show_default=True,
-              help="Neighbours per document for hard negatives and for fitting the mix weight (rank with the same k).")
+              help="Neighbours per document for hard negatives and for fitting the mix (rank with the same k).")
 @click.option("--validation-share", type=click.FloatRange(0, 1, max_open=True), default=VALIDATION_SHARE,
               envvar="ESRANK_VALIDATION_SHARE", show_default=True,
-              help="Share of the documents (at most 500) held out of fine-tuning to fit the weight of `rank --method "
-                   "mix` on the index's neighbours; 0: no fit (mix then uses 0.5).")
+              help="Share of the documents (at most 500) held out of fine-tuning to fit `rank --method mix` (its "
+                   "model and linear weight) on the index's neighbours; 0: no fit (mix then uses the weight 0.5).")
 @click.option("--hard-negatives", type=click.IntRange(0, 64), default=0, show_default=True,
               envvar="ESRANK_HARD_NEGATIVES",
               help="Hard negatives per document (per pair with --grouping pairs) from its neighbour pool (itself "
@@ -175,9 +175,12 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
 @click.option("--method", type=click.Choice(METHOD_CHOICES), default=DEFAULT_METHOD, envvar="ESRANK_METHOD",
               show_default=True,
               help="model: the bi-encoder's cosine; vote: the neighbour-vote baseline (summed BM25 of the neighbours); "
-                   "mix: w·cosine + (1−w)·vote/max(vote), w from the model card (fitted by `esrank train`).")
+                   "mix: the model card's mix model (fitted by `esrank train`) over the cosine, the neighbour "
+                   "evidence, the keyphrase's frequency in the index and its place in the document; without one, "
+                   "w·cosine + (1−w)·vote/max(vote).")
 @click.option("--mix-weight", type=click.FloatRange(0, 1), default=None, envvar="ESRANK_MIX_WEIGHT",
-              help="Cosine weight of --method mix (default: the model card's fitted weight, else 0.5).")
+              help="Rank --method mix by the linear mix with this cosine weight instead of the card's mix model "
+                   "(default: the model; a model without a fit: 0.5).")
 @click.option("--candidates", default="neighbours", show_default=True,
               help="Candidate sources, comma separated: neighbours, vocabulary (needs --thesaurus).")
 @click.option("--thesaurus", type=click.Path(dir_okay=False), default=None, envvar="ESRANK_THESAURUS",

@@ -327,12 +327,6 @@ def read_fit(model: str | os.PathLike[str] | None) -> MixFit | None:
         raise ConfigError(f"{path}: unreadable \"mix\" entry: {e}") from None
 
 
-def weight_for(model: str | os.PathLike[str] | None) -> tuple[float, MixFit | None]:
-    """The mix weight to rank with: the card's fitted one, else ``DEFAULT_WEIGHT`` (fit None)."""
-    fit = read_fit(model)
-    return (fit.weight, fit) if fit is not None else (DEFAULT_WEIGHT, None)
-
-
 def resolve_mix(method: str, weight: float | None, k: int, model: str | os.PathLike[str] | None
                 ) -> tuple[float | None, MixModel | None, str | None]:
     """What the mix ranks with: (weight, model, a note for the user or None); both None unless ``method`` is mix.

@@ -24,7 +24,6 @@ from esrank.ranking.mix import (  # noqa: E402
     mix_scores,
     read_fit,
     validation_split,
-    weight_for,
     write_fit,
 )
 from esrank.ranking.ranker import Ranker  # noqa: E402
@@ -82,7 +81,6 @@ def test_fit_picks_the_weight_the_validation_case_requires():
 
 def test_card_round_trip(tmp_path):
     assert read_fit(tmp_path) is None and read_fit(None) is None
-    assert weight_for(tmp_path) == (DEFAULT_WEIGHT, None)
     (tmp_path / "esrank_card.json").write_text(json.dumps({"esrank_card": 1, "loss": {"name": "masked-mnr"}}))
     fit = MixFit(weight=0.35, k=10, validation_documents=120, objective_value=0.27,
                  grid=[{"weight": 0.35, "objective": 0.27, "P_F1@Q": 0.4, "Abs_R@Q": 0.14}],
@@ -92,7 +90,6 @@ def test_card_round_trip(tmp_path):
     assert card["loss"] == {"name": "masked-mnr"}  # the rest of the card is kept
     assert set(card["mix"]) >= {"weight", "k", "validation_documents", "objective", "grid"}
     assert read_fit(tmp_path) == fit
-    assert weight_for(tmp_path) == (0.35, fit)
     (tmp_path / "esrank_card.json").write_text(json.dumps({"mix": {"weight": "x"}}))
     with pytest.raises(ConfigError, match="mix"):
         read_fit(tmp_path)
