@@ -6,13 +6,14 @@ stemming), each distinct word stemmed once. A corpus is analysed a chunk of docu
 (word characters classified per code point, words hashed), so only distinct words go through Python. The
 matrix holds Lucene's BM25 weights ``idf * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` in bm25s'
 compressed-column layout, so bm25s saves and loads it; ``Scorer`` ranks exhaustively (every document sharing
-a term with the query is scored), a batch of queries in one product of the document-major matrix with the
-batch's dense query weights.
+a term with the query is scored): with numba, a compiled term-at-a-time kernel on all cores; without it, one
+product of the document-major matrix with the batch's dense query weights.
 """
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+import threading
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -58,6 +59,7 @@ class Analyzer:
         self._word_ids: dict[str, int] = {}  # surface word → term id (-1: stop word or unknown)
         self._names: list[str] = []  # term id → stem, built when first needed
         self._hash_ids: dict[int, int] = {}  # 64-bit word hash → term id (-1: stop word), for corpus_terms
+        self._hash_unknown: set[int] = set()  # hashes of words unknown to a frozen vocabulary (until it grows)
 
     def _learn(self, words: Iterable[str], frozen: bool) -> None:
         new = list(words)
@@ -72,6 +74,7 @@ class Analyzer:
                 continue  # unknown to the index: not cached, the vocabulary may grow later
             else:
                 self.vocab[s] = self._word_ids[w] = len(self.vocab)
+                self._hash_unknown.clear()
 
     def term_ids(self, text: str, *, frozen: bool = False) -> np.ndarray:
         """Term ids of a text, in order (stop words, and with ``frozen`` unknown terms, dropped)."""
@@ -89,6 +92,16 @@ class Analyzer:
         ids, counts = np.unique(self.term_ids(text, frozen=True), return_counts=True)
         return ids, counts
 
+    def queries_term_counts(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``query_term_counts`` of each text, analysed together (vectorised, as ``corpus_terms``)."""
+        terms, doc_of, n = self.corpus_terms(texts, frozen=True)
+        width = max(len(self.vocab), 1)
+        keys, counts = np.unique(doc_of * width + terms, return_counts=True)  # by document, then term
+        doc = keys // width
+        bounds = np.searchsorted(doc, np.arange(n + 1))
+        ids = keys - doc * width
+        return [(ids[bounds[i]:bounds[i + 1]], counts[bounds[i]:bounds[i + 1]]) for i in range(n)]
+
     def term_names(self) -> list[str]:
         """The term (stem) of each term id."""
         if len(self._names) != len(self.vocab):
@@ -98,8 +111,10 @@ class Analyzer:
             self._names = names
         return self._names
 
-    def corpus_terms(self, texts: Iterable[str], chunk: int = 4000) -> tuple[np.ndarray, np.ndarray, int]:
-        """(term id, document number) of every indexed word of a corpus, and the number of documents.
+    def corpus_terms(self, texts: Iterable[str], chunk: int = 4000, *, frozen: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
+        """(term id, document number) of every indexed word of a corpus, and the number of documents
+        (with ``frozen``, words unknown to the vocabulary are dropped instead of added).
 
         Vectorised: a chunk of documents is lowercased and joined, its code points classified as word
         characters (``\\w``, as ``WORD_RE``) with numpy, each run of two or more word characters hashed
@@ -113,13 +128,13 @@ class Analyzer:
         for text in texts:
             batch.append(text.lower())
             if len(batch) >= chunk:
-                t, d = self._chunk_terms(batch)
+                t, d = self._chunk_terms(batch, frozen)
                 terms.append(t)
                 docs.append(d + n_docs)
                 n_docs += len(batch)
                 batch = []
         if batch:
-            t, d = self._chunk_terms(batch)
+            t, d = self._chunk_terms(batch, frozen)
             terms.append(t)
             docs.append(d + n_docs)
             n_docs += len(batch)
@@ -127,7 +142,7 @@ class Analyzer:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), n_docs
         return np.concatenate(terms), np.concatenate(docs), n_docs
 
-    def _chunk_terms(self, lowered: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _chunk_terms(self, lowered: list[str], frozen: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(term id, document number within the chunk) of the words of lowercased texts."""
         joined = "\n".join(lowered)
         cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
@@ -154,15 +169,21 @@ class Analyzer:
             hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
         uniq_hash, first, inv = np.unique(hashes, return_index=True, return_inverse=True)
         known = self._hash_ids
-        ids_of_uniq = np.fromiter((known.get(h, -2) for h in uniq_hash.tolist()), dtype=np.int64,
-                                  count=len(uniq_hash))
+        unknown = self._hash_unknown if frozen else ()
+        ids_of_uniq = np.fromiter((known.get(h, -1 if h in unknown else -2) for h in uniq_hash.tolist()),
+                                  dtype=np.int64, count=len(uniq_hash))
         new = np.flatnonzero(ids_of_uniq == -2)
         if len(new):
             new = new[np.argsort(first[new], kind="stable")]  # ids in order of first use
             words = [joined[starts[first[j]]:ends[first[j]]] for j in new]
-            self._learn([w for w in words if w not in self._word_ids], False)
+            self._learn([w for w in words if w not in self._word_ids], frozen)
             for j, w in zip(new.tolist(), words):
-                known[int(uniq_hash[j])] = ids_of_uniq[j] = self._word_ids[w]
+                h = int(uniq_hash[j])
+                if w in self._word_ids:
+                    known[h] = ids_of_uniq[j] = self._word_ids[w]
+                else:  # frozen and unknown to the index: dropped, remembered until the vocabulary grows
+                    self._hash_unknown.add(h)
+                    ids_of_uniq[j] = -1
         ids = ids_of_uniq[inv.reshape(-1)]
         doc_starts = np.cumsum([0] + [len(t) + 1 for t in lowered[:-1]])
         doc_of = np.searchsorted(doc_starts, starts, side="right") - 1
@@ -188,22 +209,28 @@ def bm25_matrix(terms: np.ndarray, doc_of: np.ndarray, n_docs: int, n_terms: int
 
 
 class Scorer:
-    """Exhaustive BM25 top-k over the weight matrix, a batch of queries at a time.
+    """Exact, exhaustive BM25 top-k over the weight matrix, a batch of queries at a time.
 
-    The matrix is kept by document (documents × terms, compressed rows) and multiplied by the batch's dense
-    query-weight block (terms × queries): one pass over the postings with a contiguous inner loop over the
-    queries, without building a sparse product. Blocks are sized so the score block stays in cache-friendly
-    bounds (64 queries at 20k documents, 32 at 100k, 8 at 1M).
+    With numba installed, a compiled kernel scores the batch's queries on all cores, term at a time over the
+    query terms' postings into a dense score array (``esrank.retrieval.bm25_kernels``); without it, numpy
+    multiplies the document-major matrix (documents × terms, compressed rows) by the batch's dense query-weight
+    block (terms × queries). Both give the same documents and the same float32 scores: a score sums
+    ``weight · data`` over the query terms in ascending term order, and ties go to the earlier document.
     """
 
-    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs: int) -> None:
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs: int, *,
+                 kernel: str = "auto") -> None:
         import scipy.sparse as sp
 
+        if kernel not in ("auto", "numba", "numpy"):
+            raise ValueError(f"unknown scoring kernel {kernel!r} (auto, numba or numpy)")
+        self.kernel = kernel  # auto: numba when it is installed, else numpy
         self.n_docs = n_docs
         self.n_terms = len(indptr) - 1
         self.matrix = sp.csr_matrix((data, indices, indptr), shape=(self.n_terms, n_docs))  # terms × documents
-        self.by_doc = self.matrix.T.tocsr()  # documents × terms
+        self._by_doc: Any = None  # documents × terms, built for the numpy scorer
         self.rows_per_product = max(8, min(64, 3_200_000 // max(n_docs, 1)))
+        self._scratch = threading.local()
 
     def idf(self) -> np.ndarray:
         """The BM25 idf of every term, from its document frequency in the matrix."""
@@ -214,26 +241,86 @@ class Scorer:
     def top_k(self, queries: list[tuple[np.ndarray, np.ndarray]], ks: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each query (term ids, weights: a term's score counts ``weight`` times) its ``ks[i]`` best
         (documents, scores), best first, ties by document order."""
+        kernels = _numba_kernels() if self.kernel != "numpy" else None
+        if kernels is None:
+            if self.kernel == "numba":
+                raise RuntimeError("the numba scoring kernel needs numba (pip install numba)")
+            return self._top_k_numpy(queries, ks)
+        return self._top_k_compiled(kernels, queries, ks)
+
+    def _top_k_compiled(self, kernels: Any, queries: list[tuple[np.ndarray, np.ndarray]], ks: list[int]
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``top_k`` through the numba kernel: the batch packed as one array of sorted term ids and weights."""
+        n = self.n_docs
+        terms, weights, ptr = [], [], [0]
+        for ids, w in queries:
+            ids = np.asarray(ids, dtype=np.int64)
+            w = np.asarray(w, dtype=np.float32)
+            if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # sort, and add up repeated terms
+                uniq, inv = np.unique(ids, return_inverse=True)
+                merged = np.zeros(len(uniq), np.float32)
+                np.add.at(merged, inv.reshape(-1), w)
+                ids, w = uniq, merged
+            terms.append(ids)
+            weights.append(w)
+            ptr.append(ptr[-1] + len(ids))
+        q_terms = np.concatenate(terms) if terms else np.zeros(0, np.int64)
+        q_w = np.concatenate(weights) if weights else np.zeros(0, np.float32)
+        q_ptr = np.asarray(ptr, dtype=np.int64)
+        k_arr = np.minimum(np.asarray(ks, dtype=np.int64), n).clip(0)
+        k_max = int(k_arr.max(initial=0))
+        out_d = np.zeros((len(queries), max(k_max, 1)), np.int64)
+        out_s = np.zeros((len(queries), max(k_max, 1)), np.float32)
+        out_n = np.zeros(len(queries), np.int64)
+        if n and k_max:
+            kernels.exhaustive(self.matrix.data, self.matrix.indices, self.matrix.indptr, n, q_ptr, q_terms, q_w,
+                               k_arr, self._buffer(kernels.workers()), out_d, out_s, out_n)
+        return [(out_d[i, :out_n[i]].copy(), out_s[i, :out_n[i]].copy()) for i in range(len(queries))]
+
+    def _buffer(self, workers: int) -> np.ndarray:
+        """This thread's per-worker score arrays (the kernel leaves them zeroed)."""
+        local = self._scratch
+        if getattr(local, "acc", None) is None or local.acc.shape[0] != workers:
+            local.acc = np.zeros((workers, self.n_docs), np.float32)
+        acc: np.ndarray = local.acc
+        return acc
+
+    def _top_k_numpy(self, queries: list[tuple[np.ndarray, np.ndarray]], ks: list[int]
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``top_k`` with numpy: the document-major matrix times a block of dense query weights."""
         out: list[tuple[np.ndarray, np.ndarray]] = []
         n = self.n_docs
         for start in range(0, len(queries), self.rows_per_product):
             block = queries[start:start + self.rows_per_product]
-            block_ks = [min(k, n) for k in ks[start:start + len(block)]]
+            block_ks = [max(0, min(k, n)) for k in ks[start:start + len(block)]]
             weights = np.zeros((self.n_terms, len(block)), np.float32)
             for j, (ids, w) in enumerate(block):
                 np.add.at(weights[:, j], np.asarray(ids, dtype=np.int64), np.asarray(w, dtype=np.float32))
-            scores = np.asarray(self.by_doc @ weights)  # documents × queries
-            k_max = max(block_ks, default=0)
-            if k_max <= 0 or n == 0:
-                out.extend((np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in block)
-                continue
-            top = np.argpartition(-scores, k_max - 1, axis=0)[:k_max] if k_max < n else \
-                np.broadcast_to(np.arange(n)[:, None], (n, len(block)))
+            if self._by_doc is None:
+                self._by_doc = self.matrix.T.tocsr()
+            scores = np.asarray(self._by_doc @ weights)  # documents × queries
             for j, k in enumerate(block_ks):
-                cand = top[:, j]
-                col = scores[cand, j]
-                keep = col > 0  # idf > 0: only documents sharing a term score above 0
-                cand, col = cand[keep], col[keep]
-                order = np.lexsort((cand, -col))[:k]  # best first; ties by document order
-                out.append((cand[order].astype(np.int64), col[order]))
+                if k <= 0:
+                    out.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
+                    continue
+                col = scores[:, j]
+                kth = np.partition(col, n - k)[n - k] if k < n else col.min()
+                cand = np.flatnonzero((col >= kth) & (col > 0))  # every document tying with the k-th too
+                order = np.lexsort((cand, -col[cand]))[:k]  # best first; ties by document order
+                out.append((cand[order].astype(np.int64), col[cand[order]]))
         return out
+
+
+_KERNELS: list[Any] = []
+
+
+def _numba_kernels() -> Any:
+    """The compiled scoring kernel's module (``esrank.retrieval.bm25_kernels``), or None without numba."""
+    if not _KERNELS:
+        try:
+            from . import bm25_kernels
+        except ImportError:
+            _KERNELS.append(None)
+        else:
+            _KERNELS.append(bm25_kernels)
+    return _KERNELS[0]

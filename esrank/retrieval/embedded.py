@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import logging
 import os
 import shutil
 from contextlib import contextmanager
+from json.encoder import encode_basestring as _encode_str  # json's (C) string encoder, as dumps(ensure_ascii=False)
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterable, Iterator, Sequence, TextIO
+from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -257,7 +259,7 @@ class EmbeddedBackend(Backend):
         out: list[list[Neighbour]] = [[] for _ in documents]
         if not self._rows or k <= 0 or self._analyzer is None or self._retriever is None:
             return out
-        queries = [self.query(d) for d in documents]
+        queries = self.queries(documents)
         todo = [i for i, q in enumerate(queries) if len(q[0])]
         if not todo:
             return out
@@ -286,15 +288,20 @@ class EmbeddedBackend(Backend):
     def query(self, document: Document) -> tuple[np.ndarray, np.ndarray]:
         """(term ids, frequencies) a document queries with: its analysed terms known to the index, at most
         ``max_query_terms`` of them (the highest tf·idf; see ``esrank.retrieval.query``)."""
+        return self.queries([document])[0]
+
+    def queries(self, documents: Sequence[Document]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``query`` of each document, the batch analysed together."""
         if not self._opened:
             self.open()
         assert self._analyzer is not None
-        ids, tf = self._analyzer.query_term_counts(query_text(document))
-        if len(ids) > self.max_query_terms:
-            names = self._analyzer.term_names()
-            keep = top_terms([names[i] for i in ids], tf, self._idf()[ids], self.max_query_terms)
-            ids, tf = ids[keep], tf[keep]
-        return ids, tf
+        out = self._analyzer.queries_term_counts([query_text(d) for d in documents])
+        for i, (ids, tf) in enumerate(out):
+            if len(ids) > self.max_query_terms:
+                names = self._analyzer.term_names()
+                keep = top_terms([names[t] for t in ids], tf, self._idf()[ids], self.max_query_terms)
+                out[i] = (ids[keep], tf[keep])
+        return out
 
     def _idf(self) -> np.ndarray:
         if self._idf_cache is None:
@@ -323,24 +330,34 @@ class EmbeddedBackend(Backend):
             self.open()  # another process may have written since this object opened the index
         result = BulkResult()
         batch: list[Document] = []
-        with open(self.path / LOG_NAME, "a", encoding="utf-8") as fh:
+        log_path = self.path / LOG_NAME
+        before = log_path.stat().st_size
+        added: list[dict[str, Any]] = []  # the appended records, so the rebuild need not read them back
+        written = 0
+        with open(log_path, "ab") as fh:
             for doc in documents:
                 batch.append(doc)
                 if len(batch) >= batch_size:
-                    self._append(fh, batch, result)
+                    written += self._append(fh, batch, result, added)
                     batch = []
             if batch:
-                self._append(fh, batch, result)
+                written += self._append(fh, batch, result, added)
         if result.indexed:
-            self._rebuild()
+            if log_path.stat().st_size == before + written:
+                self._rebuild(added, before)
+            else:  # not what this load wrote (cannot happen under the write lock): read the whole log
+                self._rebuild()
         return result
 
-    def _append(self, fh: TextIO, batch: list[Document], result: BulkResult) -> None:
+    def _append(self, fh: BinaryIO, batch: list[Document], result: BulkResult, added: list[dict[str, Any]]) -> int:
+        """Append a batch to the log (flushed and fsync'ed); returns the number of bytes written."""
         lines = []
         for d in batch:
-            lines.append(json.dumps({"id": d.id, "title": d.title, "text": d.text, "keyphrases": list(d.keyphrases)},
-                                    ensure_ascii=False) + "\n")
-        fh.write("".join(lines))
+            rec = {"id": d.id, "title": d.title, "text": d.text, "keyphrases": list(d.keyphrases)}
+            lines.append(_json_line(rec))
+            added.append(rec)
+        data = "".join(lines).encode("utf-8")
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
         for d in batch:
@@ -349,6 +366,7 @@ class EmbeddedBackend(Backend):
                 result.created += 1
             result.indexed += 1
         self._log_lines += len(batch)
+        return len(data)
 
     def iter_documents(self, batch_size: int = 1000) -> Iterator[Document]:
         """Every stored document, from the document log (the last version of a re-added id)."""
@@ -359,12 +377,15 @@ class EmbeddedBackend(Backend):
         for rec in latest.values():
             yield Document(rec["id"], rec.get("title", ""), rec.get("text", ""), list(rec.get("keyphrases") or ()))
 
-    def _read_log(self) -> Iterator[dict[str, Any]]:
-        """Records of the log; a torn last line (crash during a write) is cut off."""
+    def _read_log(self, upto: int | None = None) -> Iterator[dict[str, Any]]:
+        """Records of the log (its first ``upto`` bytes if given); a torn last line (crash during a write) is cut
+        off."""
         path = self.path / LOG_NAME
         good_bytes = 0
         with open(path, "rb") as fh:
             for raw in fh:
+                if upto is not None and good_bytes >= upto:
+                    return
                 try:
                     rec = json.loads(raw)
                 except ValueError:
@@ -390,13 +411,16 @@ class EmbeddedBackend(Backend):
         self._rows = list(latest.items())
         self._ids = {doc_id: row for row, (doc_id, _) in enumerate(self._rows)}
 
-    def _rebuild(self) -> None:
-        """Rebuild the BM25 matrices from the log (compacting it when ids were replaced)."""
+    def _rebuild(self, appended: list[dict[str, Any]] | None = None, upto: int | None = None) -> None:
+        """Rebuild the BM25 matrices from the log (compacting it when ids were replaced). A load passes the
+        records it has just appended (the log's bytes after ``upto``), so only the log's first ``upto`` bytes
+        are read back."""
         import bm25s
 
         latest: dict[str, dict[str, Any]] = {}
         n = 0
-        for rec in self._read_log():
+        records = self._read_log() if appended is None else itertools.chain(self._read_log(upto), appended)
+        for rec in records:
             n += 1
             latest.pop(rec["id"], None)
             latest[rec["id"]] = rec
@@ -404,7 +428,7 @@ class EmbeddedBackend(Backend):
             tmp = self.path / (LOG_NAME + ".tmp")
             with open(tmp, "w", encoding="utf-8") as fh:
                 for rec in latest.values():
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    fh.write(_json_line(rec))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path / LOG_NAME)
@@ -430,7 +454,9 @@ class EmbeddedBackend(Backend):
         shutil.rmtree(tmp_dir, ignore_errors=True)
         retriever.save(tmp_dir, show_progress=False)
         with open(tmp_dir / "rows.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps([doc_id, list(kps)], ensure_ascii=False) + "\n" for doc_id, kps in self._rows)
+            fh.writelines(f"[{_encode_str(doc_id)}, [{', '.join(map(_encode_str, kps))}]]\n"
+                          if isinstance(doc_id, str) and all(isinstance(k, str) for k in kps)
+                          else json.dumps([doc_id, list(kps)], ensure_ascii=False) + "\n" for doc_id, kps in self._rows)
         shutil.rmtree(index_dir, ignore_errors=True)
         os.replace(tmp_dir, index_dir)
         manifest = {"format": FORMAT_VERSION, "index": self.index, "documents": len(self._rows),
@@ -458,6 +484,17 @@ class EmbeddedBackend(Backend):
         self._idf_cache = None
         self._analyzer = Analyzer(self.stemmer_language, self.stopwords, vocab=retriever.vocab_dict)
         self._opened = True
+
+
+def _json_line(rec: dict[str, Any]) -> str:
+    """``json.dumps(rec, ensure_ascii=False)`` and a newline; a log record of strings is encoded directly (faster)."""
+    kps = rec.get("keyphrases")
+    if (list(rec) == ["id", "title", "text", "keyphrases"] and type(rec["id"]) is str
+            and type(rec["title"]) is str and type(rec["text"]) is str and type(kps) is list
+            and all(type(k) is str for k in kps)):
+        return (f'{{"id": {_encode_str(rec["id"])}, "title": {_encode_str(rec["title"])}, '
+                f'"text": {_encode_str(rec["text"])}, "keyphrases": [{", ".join(map(_encode_str, kps))}]}}\n')
+    return json.dumps(rec, ensure_ascii=False) + "\n"
 
 
 def _write_atomic(path: Path, text: str) -> None:

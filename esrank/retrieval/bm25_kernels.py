@@ -1,0 +1,126 @@
+"""The compiled (numba) BM25 top-k kernel of the embedded index's ``Scorer``; imported when a Scorer first scores.
+
+``exhaustive`` gives exactly what the numpy scorer gives: term at a time, every posting of the query's terms
+(ascending term order) is added into a dense float32 score array, so a document's score is the same float32
+sum of ``weight · data`` that the document-major product computes; one sweep of the array then keeps the
+``k`` best in a heap (documents scoring 0 left out), best first, ties by document order, and zeroes the array
+for the next query. The queries of a batch are spread over the cores (``numba.prange``, one query at a time to
+whichever thread is free), each thread with its own score array. Compiled once per machine (``cache=True``: next to this file, else in the user's cache
+directory; without a writable one it compiles in memory at each start).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numba
+import numpy as np
+from numba import prange
+
+def _jit(*, parallel: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit`` cached on disk; without the cache when no cache directory is writable (read-only install)."""
+    def wrap(func: Callable[..., Any]) -> Any:
+        try:
+            return numba.njit(cache=True, parallel=parallel, nogil=True)(func)
+        except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+            return numba.njit(cache=False, parallel=parallel, nogil=True)(func)
+    return wrap
+
+
+@_jit()
+def _worse(s_a: float, d_a: int, s_b: float, d_b: int) -> bool:
+    """Whether (score a, document a) ranks below (score b, document b): lower score, or equal and later."""
+    return s_a < s_b or (s_a == s_b and d_a > d_b)
+
+
+@_jit()
+def _sift_down(hs: np.ndarray, hd: np.ndarray, size: int, i: int) -> None:
+    """Restore the heap (worst at the root) below position ``i``."""
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        w = left
+        right = left + 1
+        if right < size and _worse(hs[right], hd[right], hs[left], hd[left]):
+            w = right
+        if _worse(hs[w], hd[w], hs[i], hd[i]):
+            hs[i], hs[w] = hs[w], hs[i]
+            hd[i], hd[w] = hd[w], hd[i]
+            i = w
+        else:
+            return
+
+
+@_jit()
+def _offer(hs: np.ndarray, hd: np.ndarray, size: int, k: int, s: float, d: int) -> int:
+    """Offer (score, document) to a heap of the ``k`` best; returns the new size."""
+    if size < k:
+        i = size
+        hs[i] = s
+        hd[i] = d
+        while i > 0:  # sift up
+            parent = (i - 1) // 2
+            if _worse(hs[i], hd[i], hs[parent], hd[parent]):
+                hs[i], hs[parent] = hs[parent], hs[i]
+                hd[i], hd[parent] = hd[parent], hd[i]
+                i = parent
+            else:
+                break
+        return size + 1
+    if _worse(hs[0], hd[0], s, d):
+        hs[0] = s
+        hd[0] = d
+        _sift_down(hs, hd, size, 0)
+    return size
+
+
+@_jit()
+def _emit(hs: np.ndarray, hd: np.ndarray, size: int, out_d: np.ndarray, out_s: np.ndarray) -> None:
+    """Write the heap's entries best first (ties by document order) into ``out_d`` / ``out_s``."""
+    by_doc = np.argsort(hd[:size])
+    order = by_doc[np.argsort(-hs[:size][by_doc], kind="mergesort")]
+    for r in range(size):
+        out_d[r] = hd[order[r]]
+        out_s[r] = hs[order[r]]
+
+
+@_jit(parallel=True)
+def _exhaustive(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs: int,
+                q_ptr: np.ndarray, q_terms: np.ndarray, q_w: np.ndarray, ks: np.ndarray,
+                acc_all: np.ndarray, out_d: np.ndarray, out_s: np.ndarray, out_n: np.ndarray) -> None:
+    """Score every posting of each query's terms, then keep the k best (see the module docstring)."""
+    k_max = max(out_d.shape[1], 1)
+    for qi in prange(len(ks)):
+        acc = acc_all[numba.get_thread_id()]
+        hs = np.empty(k_max, np.float32)
+        hd = np.empty(k_max, np.int64)
+        for j in range(q_ptr[qi], q_ptr[qi + 1]):
+            t = q_terms[j]
+            w = q_w[j]
+            for p in range(indptr[t], indptr[t + 1]):
+                acc[indices[p]] += data[p] * w
+        k = ks[qi]
+        size = 0
+        for d in range(n_docs):
+            s = acc[d]
+            if s > 0:
+                acc[d] = 0
+                if size < k or s > hs[0]:  # a later document never beats an equal score
+                    size = _offer(hs, hd, size, k, s, d)
+        _emit(hs, hd, size, out_d[qi], out_s[qi])
+        out_n[qi] = size
+
+
+def exhaustive(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs: int,
+               q_ptr: np.ndarray, q_terms: np.ndarray, q_w: np.ndarray, ks: np.ndarray,
+               acc_all: np.ndarray, out_d: np.ndarray, out_s: np.ndarray, out_n: np.ndarray) -> None:
+    """The k best documents of each query into ``out_d``/``out_s`` (``out_n`` of them); ``acc_all`` holds one
+    zeroed score array per worker thread. Queries go to whichever worker is free (one at a time), so a core
+    slowed by another process holds back one query, not half of the batch."""
+    with numba.parallel_chunksize(1):
+        _exhaustive(data, indices, indptr, n_docs, q_ptr, q_terms, q_w, ks, acc_all, out_d, out_s, out_n)
+
+
+def workers() -> int:
+    """How many workers a batch is spread over: numba's thread count (``NUMBA_NUM_THREADS``)."""
+    return int(numba.get_num_threads())
