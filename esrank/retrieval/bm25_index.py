@@ -148,34 +148,43 @@ class Analyzer:
         cps = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
         if len(cps) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        is_word = _WORD_ASCII[np.minimum(cps, 127)]
         high = cps >= 128
-        if high.any():
-            uniq = np.unique(cps[high])
-            wordy = np.array([_WORD_CHAR.match(chr(int(c))) is not None for c in uniq], dtype=bool)
-            is_word[high] = wordy[np.searchsorted(uniq, cps[high])]
-        edge = np.diff(np.concatenate(([False], is_word, [False])).astype(np.int8))
-        starts = np.flatnonzero(edge == 1)
-        ends = np.flatnonzero(edge == -1)
-        long_enough = ends - starts >= 2
-        starts, ends = starts[long_enough], ends[long_enough]
-        if len(starts) == 0:
+        uniq_high = np.unique(cps[high]) if high.any() else np.zeros(0, np.uint32)
+        high_word = np.array([_WORD_CHAR.match(chr(int(c))) is not None for c in uniq_high], dtype=bool)
+        doc_starts = np.cumsum([0] + [len(t) + 1 for t in lowered[:-1]])
+        kernels = _numba_kernels()
+        if kernels is not None:  # one compiled pass: words, their documents, distinct words by first use
+            tok_word, doc_of, w_start, w_end, uniq_hash = kernels.tokenize(
+                cps, _WORD_ASCII, uniq_high, high_word, doc_starts.astype(np.int64), _P)
+        else:
+            is_word = _WORD_ASCII[np.minimum(cps, 127)]
+            if len(uniq_high):
+                is_word[high] = high_word[np.searchsorted(uniq_high, cps[high])]
+            edge = np.diff(np.concatenate(([False], is_word, [False])).astype(np.int8))
+            starts = np.flatnonzero(edge == 1)
+            ends = np.flatnonzero(edge == -1)
+            long_enough = ends - starts >= 2
+            starts, ends = starts[long_enough], ends[long_enough]
+            # position-independent hash of each run: (H[end] - H[start]) · P^-start, H the prefix sums of c·P^i
+            powers, inverse = _powers(len(cps))
+            with np.errstate(over="ignore"):
+                prefix = np.zeros(len(cps) + 1, dtype=np.uint64)
+                np.cumsum(cps.astype(np.uint64) * powers[:len(cps)], dtype=np.uint64, out=prefix[1:])
+                hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
+            uniq_hash, first, inv = np.unique(hashes, return_index=True, return_inverse=True)
+            tok_word = inv.reshape(-1)
+            w_start, w_end = starts[first], ends[first]
+            doc_of = np.searchsorted(doc_starts, starts, side="right") - 1
+        if len(tok_word) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        # position-independent hash of each run: (H[end] - H[start]) · P^-start, H the prefix sums of c·P^i
-        powers, inverse = _powers(len(cps))
-        with np.errstate(over="ignore"):
-            prefix = np.zeros(len(cps) + 1, dtype=np.uint64)
-            np.cumsum(cps.astype(np.uint64) * powers[:len(cps)], dtype=np.uint64, out=prefix[1:])
-            hashes = (prefix[ends] - prefix[starts]) * inverse[starts]
-        uniq_hash, first, inv = np.unique(hashes, return_index=True, return_inverse=True)
         known = self._hash_ids
         unknown = self._hash_unknown if frozen else ()
         ids_of_uniq = np.fromiter((known.get(h, -1 if h in unknown else -2) for h in uniq_hash.tolist()),
                                   dtype=np.int64, count=len(uniq_hash))
         new = np.flatnonzero(ids_of_uniq == -2)
         if len(new):
-            new = new[np.argsort(first[new], kind="stable")]  # ids in order of first use
-            words = [joined[starts[first[j]]:ends[first[j]]] for j in new]
+            new = new[np.argsort(w_start[new], kind="stable")]  # ids in order of first use
+            words = [joined[w_start[j]:w_end[j]] for j in new]
             self._learn([w for w in words if w not in self._word_ids], frozen)
             for j, w in zip(new.tolist(), words):
                 h = int(uniq_hash[j])
@@ -184,9 +193,7 @@ class Analyzer:
                 else:  # frozen and unknown to the index: dropped, remembered until the vocabulary grows
                     self._hash_unknown.add(h)
                     ids_of_uniq[j] = -1
-        ids = ids_of_uniq[inv.reshape(-1)]
-        doc_starts = np.cumsum([0] + [len(t) + 1 for t in lowered[:-1]])
-        doc_of = np.searchsorted(doc_starts, starts, side="right") - 1
+        ids = ids_of_uniq[tok_word]
         keep = ids >= 0
         return ids[keep], doc_of[keep].astype(np.int64)
 

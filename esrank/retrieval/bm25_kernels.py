@@ -1,12 +1,17 @@
-"""The compiled (numba) BM25 top-k kernel of the embedded index's ``Scorer``; imported when a Scorer first scores.
+"""Compiled (numba) kernels of the embedded index: word splitting and BM25 top-k; imported on first use.
+
+``tokenize`` is the one-pass form of the embedded index's analysis (``Analyzer.corpus_terms``): the same words,
+hashes and first uses as the numpy form, without sorting.
 
 ``exhaustive`` gives exactly what the numpy scorer gives: term at a time, every posting of the query's terms
 (ascending term order) is added into a dense float32 score array, so a document's score is the same float32
 sum of ``weight · data`` that the document-major product computes; one sweep of the array then keeps the
 ``k`` best in a heap (documents scoring 0 left out), best first, ties by document order, and zeroes the array
 for the next query. The queries of a batch are spread over the cores (``numba.prange``, one query at a time to
-whichever thread is free), each thread with its own score array. Compiled once per machine (``cache=True``: next to this file, else in the user's cache
-directory; without a writable one it compiles in memory at each start).
+whichever thread is free), each thread with its own score array.
+
+Compiled once per machine (``cache=True``: next to this file, else in the user's cache directory; without a
+writable one, in memory at each start, quietly).
 """
 from __future__ import annotations
 
@@ -101,12 +106,14 @@ def _exhaustive(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_doc
                 acc[indices[p]] += data[p] * w
         k = ks[qi]
         size = 0
+        bar = np.float32(0.0) if k > 0 else np.float32(np.inf)  # to enter: above 0, then above the heap's worst
         for d in range(n_docs):
             s = acc[d]
-            if s > 0:
-                acc[d] = 0
-                if size < k or s > hs[0]:  # a later document never beats an equal score
-                    size = _offer(hs, hd, size, k, s, d)
+            acc[d] = 0
+            if s > bar:  # a later document never beats an equal score
+                size = _offer(hs, hd, size, k, s, d)
+                if size == k:
+                    bar = hs[0]
         _emit(hs, hd, size, out_d[qi], out_s[qi])
         out_n[qi] = size
 
@@ -119,6 +126,91 @@ def exhaustive(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs
     slowed by another process holds back one query, not half of the batch."""
     with numba.parallel_chunksize(1):
         _exhaustive(data, indices, indptr, n_docs, q_ptr, q_terms, q_w, ks, acc_all, out_d, out_s, out_n)
+
+
+@_jit()
+def _is_word(c: int, ascii_word: np.ndarray, high_cps: np.ndarray, high_word: np.ndarray) -> bool:
+    """Whether code point ``c`` is a word character (a table for ASCII, the chunk's sorted others by search;
+    the callers test ASCII inline: a call per character would cost more than the rest of the pass)."""
+    if c < 128:
+        return bool(ascii_word[c])
+    j = np.searchsorted(high_cps, c)
+    return bool(j < len(high_cps) and high_cps[j] == c and high_word[j])
+
+
+@_jit()
+def tokenize(cps: np.ndarray, ascii_word: np.ndarray, high_cps: np.ndarray, high_word: np.ndarray,
+             doc_starts: np.ndarray, base: np.uint64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                               np.ndarray]:
+    """The words (runs of two or more word characters) of a chunk's code points, in one pass.
+
+    Returns, per word occurrence, its distinct-word number (in order of first use) and its document (by
+    ``doc_starts``, the documents' first code points), and per distinct word its first start and end and its
+    64-bit hash ``sum(c_i · base^i)`` modulo 2**64 (the hash the numpy analysis computes).
+    """
+    n = len(cps)
+    cap = 1 << 12
+    keys = np.zeros(cap, np.uint64)
+    vals = np.full(cap, -1, np.int64)
+    most = n // 3 + 1  # a word takes at least two characters and a separator
+    tok_word = np.empty(most, np.int64)
+    tok_doc = np.empty(most, np.int64)
+    w_start = np.empty(most, np.int64)
+    w_end = np.empty(most, np.int64)
+    w_hash = np.empty(most, np.uint64)
+    n_tok = 0
+    n_words = 0
+    doc = 0
+    n_docs = len(doc_starts)
+    i = 0
+    while i < n:
+        c = cps[i]
+        if not (ascii_word[c] if c < 128 else _is_word(c, ascii_word, high_cps, high_word)):
+            i += 1
+            continue
+        start = i
+        h = np.uint64(0)
+        mult = np.uint64(1)
+        while i < n:
+            c = cps[i]
+            if not (ascii_word[c] if c < 128 else _is_word(c, ascii_word, high_cps, high_word)):
+                break
+            h += np.uint64(c) * mult
+            mult *= base
+            i += 1
+        if i - start < 2:
+            continue
+        while doc + 1 < n_docs and doc_starts[doc + 1] <= start:
+            doc += 1
+        slot = (h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+        mask = np.uint64(cap - 1)
+        slot &= mask
+        while vals[slot] >= 0 and keys[slot] != h:
+            slot = (slot + np.uint64(1)) & mask
+        if vals[slot] < 0:
+            keys[slot] = h
+            vals[slot] = n_words
+            w_start[n_words] = start
+            w_end[n_words] = i
+            w_hash[n_words] = h
+            n_words += 1
+            if 2 * n_words > cap:  # keep the table at most half full
+                cap *= 2
+                keys = np.zeros(cap, np.uint64)
+                vals = np.full(cap, -1, np.int64)
+                mask = np.uint64(cap - 1)
+                for w in range(n_words):
+                    s2 = ((w_hash[w] * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+                    while vals[s2] >= 0:
+                        s2 = (s2 + np.uint64(1)) & mask
+                    keys[s2] = w_hash[w]
+                    vals[s2] = w
+            tok_word[n_tok] = n_words - 1
+        else:
+            tok_word[n_tok] = vals[slot]
+        tok_doc[n_tok] = doc
+        n_tok += 1
+    return tok_word[:n_tok], tok_doc[:n_tok], w_start[:n_words], w_end[:n_words], w_hash[:n_words]
 
 
 def workers() -> int:

@@ -454,9 +454,7 @@ class EmbeddedBackend(Backend):
         shutil.rmtree(tmp_dir, ignore_errors=True)
         retriever.save(tmp_dir, show_progress=False)
         with open(tmp_dir / "rows.jsonl", "w", encoding="utf-8") as fh:
-            fh.writelines(f"[{_encode_str(doc_id)}, [{', '.join(map(_encode_str, kps))}]]\n"
-                          if isinstance(doc_id, str) and all(isinstance(k, str) for k in kps)
-                          else json.dumps([doc_id, list(kps)], ensure_ascii=False) + "\n" for doc_id, kps in self._rows)
+            fh.writelines(_row_line(doc_id, kps) for doc_id, kps in self._rows)
         shutil.rmtree(index_dir, ignore_errors=True)
         os.replace(tmp_dir, index_dir)
         manifest = {"format": FORMAT_VERSION, "index": self.index, "documents": len(self._rows),
@@ -488,13 +486,21 @@ class EmbeddedBackend(Backend):
 
 def _json_line(rec: dict[str, Any]) -> str:
     """``json.dumps(rec, ensure_ascii=False)`` and a newline; a log record of strings is encoded directly (faster)."""
-    kps = rec.get("keyphrases")
-    if (list(rec) == ["id", "title", "text", "keyphrases"] and type(rec["id"]) is str
-            and type(rec["title"]) is str and type(rec["text"]) is str and type(kps) is list
-            and all(type(k) is str for k in kps)):
-        return (f'{{"id": {_encode_str(rec["id"])}, "title": {_encode_str(rec["title"])}, '
-                f'"text": {_encode_str(rec["text"])}, "keyphrases": [{", ".join(map(_encode_str, kps))}]}}\n')
+    if list(rec) == ["id", "title", "text", "keyphrases"] and type(rec["keyphrases"]) is list:
+        try:  # json's string encoder refuses anything but a string
+            return (f'{{"id": {_encode_str(rec["id"])}, "title": {_encode_str(rec["title"])}, '
+                    f'"text": {_encode_str(rec["text"])}, "keyphrases": [{", ".join(map(_encode_str, rec["keyphrases"]))}]}}\n')
+        except TypeError:
+            pass
     return json.dumps(rec, ensure_ascii=False) + "\n"
+
+
+def _row_line(doc_id: str, keyphrases: Sequence[str]) -> str:
+    """``json.dumps([doc_id, list(keyphrases)], ensure_ascii=False)`` and a newline (strings encoded directly)."""
+    try:
+        return f"[{_encode_str(doc_id)}, [{', '.join(map(_encode_str, keyphrases))}]]\n"
+    except TypeError:
+        return json.dumps([doc_id, list(keyphrases)], ensure_ascii=False) + "\n"
 
 
 def _write_atomic(path: Path, text: str) -> None:

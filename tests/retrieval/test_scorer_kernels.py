@@ -155,3 +155,26 @@ def test_a_read_only_install_compiles_without_a_cache_and_without_warnings(tmp_p
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert sorted(p.name for p in pkg.iterdir()) == ["__pycache__", "bm25_kernels.py"]
+
+
+def test_compiled_and_numpy_analysis_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-pass tokenizer gives the numpy analysis' words, term ids (by first use) and documents."""
+    texts = ["Ünïcödé ÉCOLE naïve café—coffee “quoted” 日本語テキスト x_y __ a1 ß İstanbul ﬁne 2.5kg", "", "a", "ab",
+             "The networks' NETWORKING, networked: net-work!", "tabs\tand\nnewlines\r\nhere ٣٤ ½ ²"]
+    texts += [f"{d.title} {d.text}" for d in read_documents(SAMPLE)]
+    queries = texts[::7] + ["unknown-word zzzz networks", "", "the and of"]
+    got = {}
+    for mode in ("numba", "numpy"):
+        monkeypatch.setattr(bm25_index, "_KERNELS", [None] if mode == "numpy" else [])
+        an = Analyzer("english", "en")
+        terms, doc_of, n = an.corpus_terms(texts, chunk=11)  # several chunks: the vocabulary carries over
+        got[mode] = (terms.tolist(), doc_of.tolist(), n, dict(an.vocab), an.queries_term_counts(queries),
+                     an.queries_term_counts(queries))  # twice: the second time from the analyser's caches
+    (t1, d1, n1, v1, q1, r1), (t2, d2, n2, v2, q2, r2) = got["numba"], got["numpy"]
+    assert (t1, d1, n1, v1) == (t2, d2, n2, v2) and len(t1) > 1000
+    assert "networkzzz" not in v1 and "zzzz" not in v1
+    for a, b in zip(q1 + r1, q2 + r2):
+        assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
+    slow = Analyzer("english", "en", vocab=v1)  # the regular-expression analysis, query by query
+    assert [q[0].tolist() for q in q1] == [slow.query_term_counts(t)[0].tolist() for t in queries]
+    assert [q[1].tolist() for q in q1] == [slow.query_term_counts(t)[1].tolist() for t in queries]
