@@ -1,9 +1,10 @@
-"""Analysis and BM25 matrix building for the embedded index, vectorised with numpy.
+"""Analysis, BM25 matrix building and scoring for the embedded index, vectorised with numpy or compiled with numba.
 
 Analysis: lowercase, words of two or more letters/digits (bm25s' default pattern), Lucene's English
 stop words dropped, stemming with PyStemmer (Porter, as in the servers' english analyzer; ``none`` for no
-stemming), each distinct word stemmed once. A corpus is analysed a chunk of documents at a time with numpy
-(word characters classified per code point, words hashed), so only distinct words go through Python. The
+stemming), each distinct word stemmed once. A corpus is analysed a chunk of documents at a time (word
+characters classified per code point, words hashed: in one compiled pass with numba, else with numpy), so only
+distinct words go through Python. The
 matrix holds Lucene's BM25 weights ``idf * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` in bm25s'
 compressed-column layout, so bm25s saves and loads it; ``Scorer`` ranks exhaustively (every document sharing
 a term with the query is scored): with numba, a compiled term-at-a-time kernel on all cores; without it, one
@@ -117,9 +118,10 @@ class Analyzer:
         (with ``frozen``, words unknown to the vocabulary are dropped instead of added).
 
         Vectorised: a chunk of documents is lowercased and joined, its code points classified as word
-        characters (``\\w``, as ``WORD_RE``) with numpy, each run of two or more word characters hashed
-        (64-bit polynomial hash), and only the distinct words of the chunk go through Python (stemming,
-        vocabulary). The tokens are the same as ``WORD_RE.findall`` gives.
+        characters (``\\w``, as ``WORD_RE``), each run of two or more word characters hashed (64-bit
+        polynomial hash; one compiled pass with numba, numpy array operations without), and only the distinct
+        words of the chunk go through Python (stemming, vocabulary). The tokens are the same as
+        ``WORD_RE.findall`` gives.
         """
         terms: list[np.ndarray] = []
         docs: list[np.ndarray] = []

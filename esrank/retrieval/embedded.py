@@ -488,8 +488,9 @@ def _json_line(rec: dict[str, Any]) -> str:
     """``json.dumps(rec, ensure_ascii=False)`` and a newline; a log record of strings is encoded directly (faster)."""
     if list(rec) == ["id", "title", "text", "keyphrases"] and type(rec["keyphrases"]) is list:
         try:  # json's string encoder refuses anything but a string
+            kps = ", ".join(map(_encode_str, rec["keyphrases"]))
             return (f'{{"id": {_encode_str(rec["id"])}, "title": {_encode_str(rec["title"])}, '
-                    f'"text": {_encode_str(rec["text"])}, "keyphrases": [{", ".join(map(_encode_str, rec["keyphrases"]))}]}}\n')
+                    f'"text": {_encode_str(rec["text"])}, "keyphrases": [{kps}]}}\n')
         except TypeError:
             pass
     return json.dumps(rec, ensure_ascii=False) + "\n"

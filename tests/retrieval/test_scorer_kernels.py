@@ -2,6 +2,7 @@
 the same float32 scores as a plain float32 sum over the query terms in ascending order (ties by document order)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -178,3 +179,28 @@ def test_compiled_and_numpy_analysis_agree(monkeypatch: pytest.MonkeyPatch) -> N
     slow = Analyzer("english", "en", vocab=v1)  # the regular-expression analysis, query by query
     assert [q[0].tolist() for q in q1] == [slow.query_term_counts(t)[0].tolist() for t in queries]
     assert [q[1].tolist() for q in q1] == [slow.query_term_counts(t)[1].tolist() for t in queries]
+
+
+def test_a_load_writes_json_lines_and_its_rebuild_equals_one_from_the_log(tmp_path: Path) -> None:
+    """The log and rows.jsonl are plain ``json.dumps`` lines; the rebuild after a load (appended records kept in
+    memory) gives the index a rebuild from the log alone gives."""
+    docs = [Document(f"d{i}", f"Tïtle \"{i}\"\n", f"graph networks {'neural ' * (i % 4)}text\u2028{i} 😀",
+                     [f"kp {i}", "a\\b", "é"]) for i in range(40)]
+    path = tmp_path / "idx"
+    b = EmbeddedBackend("log", path)
+    b.bulk_add(docs[:25], batch_size=7)
+    b.bulk_add(docs[20:35] + [Document("d3", "Replaced", "graph neural text")], batch_size=6)  # re-added ids
+    b.bulk_add(docs[35:], batch_size=2)  # new ids only: no compaction
+    lines = (path / "documents.jsonl").read_text(encoding="utf-8").split("\n")[:-1]  # not splitlines: U+2028
+    records = [json.loads(line) for line in lines]
+    assert lines == [json.dumps(r, ensure_ascii=False) for r in records] and len(records) == 40  # compacted
+    assert [r["id"] for r in records][-7:] == ["d34", "d3", "d35", "d36", "d37", "d38", "d39"]  # last version's place
+    assert {r["id"]: r["title"] for r in records}["d3"] == "Replaced" and b.count() == 40
+    rows = (path / "index" / "rows.jsonl").read_text(encoding="utf-8").split("\n")[:-1]
+    assert rows == [json.dumps([r["id"], r["keyphrases"]], ensure_ascii=False) for r in records]
+    found = b.neighbours(docs, 5, [{d.id} for d in docs])
+    (path / "manifest.json").unlink()  # the next open rebuilds from the log alone
+    again = EmbeddedBackend("log", path)
+    again.open()
+    assert again.neighbours(docs, 5, [{d.id} for d in docs]) == found and found[0]
+    assert (path / "index" / "rows.jsonl").read_text(encoding="utf-8").split("\n")[:-1] == rows
