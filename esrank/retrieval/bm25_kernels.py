@@ -15,11 +15,15 @@ writable one, in memory at each start, quietly).
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import numba
 import numpy as np
 from numba import prange
+
+_LAUNCH = threading.Lock()  # one parallel launch at a time (see ``exhaustive``)
+
 
 def _jit(*, parallel: bool = False) -> Callable[[Callable[..., Any]], Any]:
     """``numba.njit`` cached on disk; without the cache when no cache directory is writable (read-only install)."""
@@ -123,8 +127,10 @@ def exhaustive(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs
                acc_all: np.ndarray, out_d: np.ndarray, out_s: np.ndarray, out_n: np.ndarray) -> None:
     """The k best documents of each query into ``out_d``/``out_s`` (``out_n`` of them); ``acc_all`` holds one
     zeroed score array per worker thread. Queries go to whichever worker is free (one at a time), so a core
-    slowed by another process holds back one query, not half of the batch."""
-    with numba.parallel_chunksize(1):
+    slowed by another process holds back one query, not half of the batch. Calls from several Python threads
+    run one after the other (each uses every core; numba's workqueue threading layer, the one left when neither
+    TBB nor OpenMP is available, aborts the process on concurrent launches)."""
+    with _LAUNCH, numba.parallel_chunksize(1):
         _exhaustive(data, indices, indptr, n_docs, q_ptr, q_terms, q_w, ks, acc_all, out_d, out_s, out_n)
 
 

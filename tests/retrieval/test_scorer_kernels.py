@@ -204,3 +204,32 @@ def test_a_load_writes_json_lines_and_its_rebuild_equals_one_from_the_log(tmp_pa
     again.open()
     assert again.neighbours(docs, 5, [{d.id} for d in docs]) == found and found[0]
     assert (path / "index" / "rows.jsonl").read_text(encoding="utf-8").split("\n")[:-1] == rows
+
+
+def test_concurrent_queries_from_threads_are_safe_on_every_threading_layer(tmp_path: Path) -> None:
+    """Threads (a server's workers) may query one index at once: numba's workqueue layer, which aborts the process
+    on concurrent parallel launches, is forced here."""
+    code = ("import threading, numpy as np\n"
+            "from esrank.retrieval.bm25_index import Analyzer, Scorer, bm25_matrix\n"
+            "import numba\n"
+            "rng = np.random.default_rng(1)\n"
+            "texts = [' '.join(f'w{int(x)}' for x in rng.integers(0, 300, size=30)) for _ in range(3000)]\n"
+            "an = Analyzer('none', 'en')\n"
+            "terms, doc_of, n = an.corpus_terms(texts)\n"
+            "scorer = Scorer(*bm25_matrix(terms, doc_of, n, len(an.vocab), 1.2, 0.75), n)\n"
+            "queries = an.queries_term_counts(texts[:64])\n"
+            "ref = [d.tolist() for d, _ in scorer.top_k(queries, [10] * 64)]\n"
+            "assert numba.threading_layer() == 'workqueue'\n"
+            "bad = []\n"
+            "def work():\n"
+            "    for _ in range(20):\n"
+            "        if [d.tolist() for d, _ in scorer.top_k(queries, [10] * 64)] != ref:\n"
+            "            bad.append(1)\n"
+            "threads = [threading.Thread(target=work) for _ in range(4)]\n"
+            "for t in threads: t.start()\n"
+            "for t in threads: t.join()\n"
+            "assert not bad\n")
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 0, r.stderr[-2000:]
