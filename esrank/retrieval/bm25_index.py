@@ -26,6 +26,7 @@ _WORD_ASCII = np.array([_WORD_CHAR.match(chr(c)) is not None for c in range(128)
 _P = np.uint64(1_000_003)  # odd: invertible modulo 2**64
 _P_INV = np.uint64(pow(1_000_003, -1, 2 ** 64))
 STOPWORDS = {"en": STOPWORDS_EN, "english": STOPWORDS_EN}
+_MAX_UNKNOWN = 1_000_000  # remembered hashes of query words unknown to the index (then forgotten at once)
 
 
 _POWERS: list[np.ndarray] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]
@@ -180,6 +181,8 @@ class Analyzer:
         if len(tok_word) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         known = self._hash_ids
+        if len(self._hash_unknown) > _MAX_UNKNOWN:  # a long-running server meets ever new words: stay bounded
+            self._hash_unknown.clear()
         unknown = self._hash_unknown if frozen else ()
         ids_of_uniq = np.fromiter((known.get(h, -1 if h in unknown else -2) for h in uniq_hash.tolist()),
                                   dtype=np.int64, count=len(uniq_hash))
