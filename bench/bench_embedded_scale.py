@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -57,8 +58,8 @@ def main() -> None:
         warm.neighbours(queries[:64], args.k)
         print(f"first use in this process (kernels compiled or loaded, 300-document index): "
               f"{time.perf_counter() - t:.2f} s")
-    print("| documents | index s | index docs/s | queries/s min | queries/s median | ms/query (median) |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| documents | index s | index docs/s | queries/s min | queries/s median | ms/query (median) | peak RSS GB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for n in (int(x) for x in args.sizes.split(",")):
         docs = collection(train, n)
         with tempfile.TemporaryDirectory() as tmp:
@@ -75,8 +76,9 @@ def main() -> None:
                     backend.neighbours(queries[s:s + 64], args.k)
                 rates.append(len(queries) / (time.perf_counter() - t))
             med = statistics.median(rates)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB → GiB; the process' peak so far
             print(f"| {n:,} | {index_s:.1f} | {n / index_s:,.0f} | {min(rates):,.0f} | {med:,.0f} | "
-                  f"{1000 / med:.1f} |", flush=True)
+                  f"{1000 / med:.2f} | {peak:.1f} |", flush=True)
             backend.close()
     print(f"load average at end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
