@@ -27,7 +27,8 @@ from common import machine_facts  # noqa: E402
 from esrank.corpus import Document, read_documents  # noqa: E402
 from esrank.evaluation.prmu import EvalResult, evaluate, paired_test, score_document  # noqa: E402
 from esrank.ranking.mix import MixFit, fit_mix, validation_split  # noqa: E402
-from esrank.ranking.pipeline import RankSettings, rank_documents  # noqa: E402
+from esrank.ranking.pipeline import RankSettings, candidate_pools, rank_documents  # noqa: E402
+from esrank.text import stemmed_key  # noqa: E402
 from esrank.ranking.pools import RetrievedNeighbours  # noqa: E402
 from esrank.ranking.ranker import Ranker, RankStats  # noqa: E402
 from esrank.retrieval.embedded import EmbeddedBackend  # noqa: E402
@@ -178,6 +179,7 @@ def main() -> None:
     systems: dict[str, dict[str, list[str]]] = {}
     systems_at: dict[int, list[str]] = {k: [] for k in ks}
     fits: dict[str, MixFit] = {}
+    ceiling: dict[int, dict[str, list[str]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         backend = EmbeddedBackend("acm-dev", Path(tmp) / "index")
         backend.create(overwrite=True)
@@ -214,6 +216,11 @@ def main() -> None:
                 print(f"{model_name}: {ranker.stats.summary()}", file=sys.stderr, flush=True)
 
         run("vote", None)
+        for k in ks:  # the pool's ceiling: gold candidates first (what a perfect ranker of these pools reaches)
+            ceiling[k] = {}
+            for d, p in zip(test, candidate_pools(cached, test, RankSettings(k=k, batch_size=256))):
+                gold = {stemmed_key(x) for x in d.keyphrases}
+                ceiling[k][d.id] = sorted(p.phrases, key=lambda x: stemmed_key(x) not in gold)
         zero = Ranker.load(None, threads=args.threads, remember_documents=True)
         run("zero-shot", zero)
         zero.close()
@@ -229,7 +236,6 @@ def main() -> None:
 
                 with clock.stage("hard-negative pools (k=5)"):
                     settings = RankSettings(k=5, batch_size=256)
-                    from esrank.ranking.pipeline import candidate_pools
 
                     pools = []
                     for i in range(0, len(tune), 256):
@@ -243,6 +249,9 @@ def main() -> None:
         backend.close()
     with clock.stage("evaluation"):
         result = evaluate(test, systems)
+        bounds = evaluate(test, {f"k={k}": ranked for k, ranked in ceiling.items()})
+    bound_line = "; ".join(f"k={k}: {100 * bounds.systems[f'k={k}'].mean('P_F1@Q')[0]:.1f} / "
+                           f"{100 * bounds.systems[f'k={k}'].mean('Abs_R@Q')[0]:.1f}" for k in ks)
     with clock.stage("significance tests"):
         table, ptable = tables(result, ks, systems_at, args.rounds)
     decision = choose_defaults(result, ks, systems_at)
@@ -258,9 +267,11 @@ def main() -> None:
         "",
         f"Machine: {machine_facts()}; shared with other jobs (wall times vary between runs; quality figures do not).",
         f"Data: `{args.data}`: {len(indexed)} training documents indexed (embedded bm25s index), "
-        f"{len(validation)} of them held out as the mix-validation share (not fine-tuned on), fine-tuning on "
-        f"{len(tune)} documents ({'the first ' + str(args.train_docs) + ' outside the validation share, in file order' if args.train_docs else 'all the others'}), "
-        f"{args.epochs} epoch(s), `esrank train` defaults otherwise; {len(test)} test documents ranked, every "
+        f"{len(validation)} of them held out as the mix-validation share (not fine-tuned on), "
+        + ("no fine-tuning (`--skip-fine-tune`); " if args.skip_fine_tune else
+           f"fine-tuning on {len(tune)} documents ({'the first ' + str(args.train_docs) + ' outside the validation share, in file order' if args.train_docs else 'all the others'}), "
+           f"{args.epochs} epoch(s), `esrank train` defaults otherwise; ")
+        + f"{len(test)} test documents ranked, every "
         "candidate kept. Macro averages ×100 over the test documents (present F1@Q over documents with present "
         "gold, absent R@Q over documents with absent gold; F1@5/F1@10 over all gold).",
         "† significantly above the vote of the same k, ‡ significantly above zero-shot of the same k "
@@ -279,6 +290,9 @@ def main() -> None:
         "| encoder | k | linear weight | linear objective | model objective | validation documents |",
         "|---|---|---|---|---|---|",
         *fit_lines,
+        "",
+        "The pools' ceiling (every gold candidate ranked first: what a perfect ranker of these pools reaches), "
+        f"present F1@Q / absent R@Q: {bound_line}.",
         "",
         f"Defaults from this run: {decision}",
         "",

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ..corpus import Document
-from ..text import StemmedText, classify_key, prepare
+from ..text import StemmedText, prepare
 from .candidates import CandidatePool
 
 FEATURES = ("cosine", "vote_share", "log_neighbours", "best_rank_inverse", "best_score_share", "log_index_df",
@@ -50,32 +50,44 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
     votes = [c.vote for c in pool.candidates]
     top_vote = max(votes, default=0.0)
     top_score = max((s for c in pool.candidates for s in c.bm25_scores), default=0.0)
-    present[:] = [classify_key(c.key, prep) == "P" for c in pool.candidates]
+    present[:] = [f" {c.key} " in joined for c in pool.candidates]  # PRMU class P (esrank.text.classify_key)
     agreement: dict[int, int] = {}  # neighbour rank → how many candidates present in the document it carries
     for c, p in zip(pool.candidates, present):
         if p:
             for r in c.neighbour_ranks:
                 agreement[r] = agreement.get(r, 0) + 1
-    for i, (c, cos, vote) in enumerate(zip(pool.candidates, cosines, votes)):
+    stems = prep.stems
+    title_joined = title.joined if title is not None else ""
+    rows = []
+    for c, cos, vote, here in zip(pool.candidates, cosines, votes, present):
         words = c.key.split(" ")
-        needle = f" {c.key} "
-        at = joined.find(needle)
-        own = 1 if present[i] else 0  # a present candidate does not agree with itself
-        others = [agreement.get(r, 0) - own for r in c.neighbour_ranks]
-        x[i] = (
+        ranks = c.neighbour_ranks
+        count = len(ranks)
+        if here:
+            needle = f" {c.key} "
+            at = joined.find(needle)
+            position, occurrences, overlap = joined.count(" ", 0, at) / length, math.log1p(joined.count(needle)), 1.0
+            in_title = 1.0 if needle in title_joined else 0.0
+        else:  # a phrase that does not occur is in neither the title nor the text
+            position, occurrences, in_title = 1.0, 0.0, 0.0
+            overlap = sum(w in stems for w in words) / len(words)
+        own = 1 if here else 0  # a present candidate does not agree with itself
+        others = [agreement.get(r, 0) - own for r in ranks]
+        rows.append((
             cos,
             vote / top_vote if top_vote > 0 else 0.0,
-            math.log1p(c.count),
-            1.0 / min(c.neighbour_ranks) if c.neighbour_ranks else 0.0,
+            math.log1p(count),
+            1.0 / min(ranks) if ranks else 0.0,
             max(c.bm25_scores) / top_score if c.bm25_scores and top_score > 0 else 0.0,
             math.log1p(c.index_df),
-            math.log((c.count + 0.1) / (c.index_df + 1.0)),
-            sum(w in prep.stems for w in words) / len(words),
-            1.0 if title is not None and needle in title.joined else 0.0,
-            joined.count(" ", 0, at) / length if at >= 0 else 1.0,
-            math.log1p(joined.count(needle)) if at >= 0 else 0.0,
+            math.log((count + 0.1) / (c.index_df + 1.0)),
+            overlap,
+            in_title,
+            position,
+            occurrences,
             float(len(words)),
             float(sum(1 for o in others if o > 0)),
             math.log1p(sum(others)),
-        )
+        ))
+    x[:] = rows
     return x, present

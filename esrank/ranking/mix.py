@@ -29,6 +29,8 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..text import StemmedText
+
     from ..retrieval.base import Backend
     from .candidates import CandidatePool
     from .ranker import Ranker
@@ -90,13 +92,15 @@ class MixModel:
 
         return any(f in FREQUENCY_FEATURES for f in self.features)
 
-    def scores(self, doc: Document, pool: "CandidatePool", cosines: Sequence[float]) -> list[float]:
-        """Each candidate's probability of being a gold keyphrase of ``doc``, in pool order."""
+    def scores(self, doc: Document, pool: "CandidatePool", cosines: Sequence[float],
+               prepared: "StemmedText | None" = None) -> list[float]:
+        """Each candidate's probability of being a gold keyphrase of ``doc``, in pool order (``prepared``: the
+        document's ``esrank.text.prepare`` form, when the caller has it)."""
         import numpy as np
 
         from .features import FEATURES, candidate_features
 
-        x, present = candidate_features(doc, pool, cosines)
+        x, present = candidate_features(doc, pool, cosines, prepared)
         x = x[:, [FEATURES.index(f) for f in self.features]]
         z = np.empty(len(x))
         if present.any():

@@ -12,7 +12,7 @@ import torch
 from ..stages import StageTracker, stage
 from ..corpus import Document
 from ..predictions import Prediction, ScoredPhrase
-from ..text import classify_key, prepare
+from ..text import StemmedText, classify_key, prepare
 from .candidates import CandidatePool
 from .encoder import CacheStats, EmbeddingCache, Encoder
 from .mix import DEFAULT_WEIGHT, MixModel, mix_scores
@@ -65,11 +65,13 @@ def _check_aligned(documents: Sequence[Document], pools: Sequence[CandidatePool]
             raise ValueError(f"pool of {p.doc_id!r} given for document {d.id!r}")
 
 
-def _categorised(doc: Document, pool: CandidatePool, scores: Sequence[float], top_n: int | None) -> Prediction:
+def _categorised(doc: Document, pool: CandidatePool, scores: Sequence[float], top_n: int | None,
+                 prepared: StemmedText | None = None) -> Prediction:
     order = sorted(range(len(pool.candidates)), key=lambda i: (-scores[i], i))
     if top_n is not None:
         order = order[:top_n]
-    prepared = prepare(doc.title, doc.text)
+    if prepared is None:
+        prepared = prepare(doc.title, doc.text)
     items = [ScoredPhrase(pool.candidates[i].phrase, float(scores[i]), classify_key(pool.candidates[i].key, prepared))
              for i in order]
     return Prediction(doc.id, items)
@@ -154,14 +156,15 @@ class Ranker:
                     self.stats.empty_pools += 1
                     out.append(Prediction(doc.id, []))
                     continue
+                prepared = prepare(doc.title, doc.text)
                 if mix_model is not None and (pool.index_documents or not mix_model.needs_frequencies):
-                    scores = mix_model.scores(doc, pool, cos)
+                    scores = mix_model.scores(doc, pool, cos, prepared)
                 elif mix_weight is not None or mix_model is not None:
                     scores = mix_scores(cos, [c.vote for c in pool.candidates],
                                         mix_weight if mix_weight is not None else DEFAULT_WEIGHT)
                 else:
                     scores = cos
-                out.append(_categorised(doc, pool, scores, top_n))
+                out.append(_categorised(doc, pool, scores, top_n, prepared))
         self.stats.scoring_s += time.perf_counter() - t0
         return out
 
