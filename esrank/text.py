@@ -181,10 +181,9 @@ def classify_key(key: str, doc: StemmedText) -> PrmuClass:
     if f" {key} " in doc.joined:
         return "P"
     toks = key.split(" ")
-    hits = sum(1 for t in toks if t in doc.stems)
-    if hits == len(toks):
+    if doc.stems.issuperset(toks):
         return "R"
-    if hits:
+    if not doc.stems.isdisjoint(toks):
         return "M"
     return "U"
 

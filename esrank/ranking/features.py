@@ -70,9 +70,14 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
             in_title = 1.0 if needle in title_joined else 0.0
         else:  # a phrase that does not occur is in neither the title nor the text
             position, occurrences, in_title = 1.0, 0.0, 0.0
-            overlap = sum(w in stems for w in words) / len(words)
+            overlap = sum(1 for w in words if w in stems) / len(words)
         own = 1 if here else 0  # a present candidate does not agree with itself
-        others = [agreement.get(r, 0) - own for r in ranks]
+        agreeing = agreed = 0
+        for r in ranks:
+            other = agreement.get(r, 0) - own
+            if other > 0:
+                agreeing += 1
+                agreed += other
         rows.append((
             cos,
             vote / top_vote if top_vote > 0 else 0.0,
@@ -86,8 +91,8 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
             position,
             occurrences,
             float(len(words)),
-            float(sum(1 for o in others if o > 0)),
-            math.log1p(sum(others)),
+            float(agreeing),
+            math.log1p(agreed),
         ))
     x[:] = rows
     return x, present
