@@ -15,7 +15,7 @@ LOSS_CHOICES = ("masked-mnr", "mnr", "multilabel-supcon")
 # esrank.ranking.pipeline.{METHODS, DEFAULT_K, DEFAULT_METHOD} and esrank.ranking.mix.VALIDATION_SHARE, repeated for
 # the same reason (a test keeps them equal)
 METHOD_CHOICES = ("vote", "model", "mix")
-DEFAULT_K = 20
+DEFAULT_K = 50
 DEFAULT_METHOD = "mix"
 VALIDATION_SHARE = 0.05
 

@@ -126,8 +126,10 @@ class EmbeddedBackend(Backend):
         """Refuse a path that is a file, or a non-empty directory that is not an index of ours (writes nothing)."""
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError("is a file, not an index directory", source=str(self.path))
-        if self.path.is_dir() and not self._is_ours() and any(
-                e.name not in (LOCK, MARKER + ".tmp") for e in self.path.iterdir()):
+        # list first, then look for the marker: it is written before anything else, so a listing with other files
+        # in it of a directory that is ours already shows the marker (the other order races a concurrent create)
+        if self.path.is_dir() and any(e.name not in (LOCK, MARKER + ".tmp") for e in self.path.iterdir()) \
+                and not self._is_ours():
             raise ConfigError(f"is not empty and is not an esrank index (no {MARKER}); refusing to write into it: "
                               "choose another --path", source=str(self.path))
 

@@ -27,11 +27,12 @@ def test_a_document_changed_during_the_run_is_reread_and_redone(cluster: Cluster
     index = cluster.load_sample()
     victims = ["cs-002", "cs-003"]  # rewritten by another client after esrank read them
     news = BY_ID["news-010"]
-    settings = EnrichSettings(index, text_fields=("title", "text"), batch_size=100, top_n=5)
+    # k = 5: the top neighbours of a news text are news documents (the check below relies on it)
+    settings = EnrichSettings(index, text_fields=("title", "text"), batch_size=100, top_n=5, k=5)
     # what the victims get from their original text (dry run), to show the redo really changes something
     stale = {s["id"]: s["esrank"]["keyphrases"] for s in enrich_index(
         _options(cluster, index), EnrichSettings(index, text_fields=("title", "text"), top_n=5, dry_run=True,
-                                                 samples=90), method="vote").samples if s["id"] in victims}
+                                                 samples=90, k=5), method="vote").samples if s["id"] in victims}
     calls: list[Sequence[str]] = []
 
     def writer(ids: Sequence[str]) -> None:
@@ -50,7 +51,7 @@ def test_a_document_changed_during_the_run_is_reread_and_redone(cluster: Cluster
         assert src["title"] == news.title and src["text"] == news.text  # the writer's change survives
         assert docs[i]["_version"] == 3  # loaded, rewritten, enriched once
     # the victims' keyphrases are those of their new (news) text: the same as a fresh run on it gives
-    fresh = enrich_index(_options(cluster, index), EnrichSettings(index, text_fields=("title", "text"), top_n=5,
+    fresh = enrich_index(_options(cluster, index), EnrichSettings(index, text_fields=("title", "text"), top_n=5, k=5,
                                                                   field="check", query={"ids": {"values": victims}}),
                          method="vote")
     assert fresh.stats.enriched == 2
