@@ -59,9 +59,9 @@ def test_vocabulary_candidates_join_the_pool(corpus: Path, fp32: dict[str, dict[
                 "--candidates", "neighbours,vocabulary", "--thesaurus", str(thesaurus))
     added = {(doc, p) for doc, kps in run.items() for p in kps if (doc, p) not in _scores(fp32)}
     assert added == {("cs-001", "Dwell Time"), ("cs-006", "Base Station")}
-    for doc, kps in fp32.items():  # the neighbours' candidates are all still there, with the same scores
-        for p, k in kps.items():
-            assert run[doc][p]["score"] == pytest.approx(k["score"], abs=1e-6)
+    for doc, kps in fp32.items():  # the neighbours' candidates are all still there, with the same scores (written
+        for p, k in kps.items():      # to 6 decimals; the extra phrases change the encoding batches' float noise)
+            assert run[doc][p]["score"] == pytest.approx(k["score"], abs=1e-5)
     dwell = run["cs-001"]["Dwell Time"]
     assert 0 < dwell["score"] <= 1 and dwell["category"] == "P"  # scored by the model like any candidate
     r = CliRunner().invoke(main, ["-q", "rank", str(corpus / "test.jsonl"), "--index", "kp", "--path",
