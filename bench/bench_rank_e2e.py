@@ -92,6 +92,10 @@ def main() -> None:
             setup[f"keyphrase cache, {label}"] = time.perf_counter() - t
         settings = RankSettings(k=args.k, batch_size=args.batch_size, method="mix", mix_weight=fit.weight,
                                 mix_model=fit.model)
+        from esrank.commands.common import settled_heap
+
+        heap = settled_heap()  # as `esrank rank` does around its ranking loop
+        heap.__enter__()
         rates: dict[str, list[float]] = {label: [] for label in [*RUNTIMES, "neighbour vote"]}
         last: dict[str, RankStats] = {}
         for _ in range(args.repeat):
@@ -106,6 +110,7 @@ def main() -> None:
                 n = sum(1 for _ in rank_documents(test, backend, ranker, run_settings, stats=stats, desc=label))
                 rates[label].append(n / (time.perf_counter() - t))
                 last[label] = stats
+        heap.__exit__(None, None, None)
         for r in rankers.values():
             r.close()
         backend.close()

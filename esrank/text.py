@@ -94,9 +94,22 @@ def stem_words(text: str) -> list[str]:
     return list(map(_stem_lookup, _word_tokens(text)))
 
 
+class _KeyCache(dict):
+    """phrase → stemmed key; a missing phrase is keyed once and remembered (keyphrases repeat across pools)."""
+
+    def __missing__(self, phrase: str) -> str:
+        key = " ".join(stem_words(phrase))
+        if len(self) < 1_000_000:
+            self[phrase] = key
+        return key
+
+
+_key_lookup = _KeyCache().__getitem__
+
+
 def stemmed_key(phrase: str) -> str:
-    """The normalised form used to compare keyphrases: stemmed word tokens joined by spaces."""
-    return " ".join(stem_words(phrase))
+    """The normalised form used to compare keyphrases: stemmed word tokens joined by spaces (cached per phrase)."""
+    return _key_lookup(phrase)
 
 
 def fold_accents(text: str) -> str:

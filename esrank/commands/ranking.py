@@ -6,7 +6,8 @@ from typing import Any
 import click
 
 from ..cost import cost_options, tracker_from_options
-from .common import DEVICE, check_outputs, data_argument, echo_err, fields_from, input_options, read_input
+from .common import (DEVICE, check_outputs, data_argument, echo_err, fields_from, input_options, read_input,
+                     settled_heap)
 from .retrieval import backend_options, backend_options_from
 
 
@@ -238,7 +239,7 @@ def rank_cmd(data: str, **kw: Any) -> None:
     if mix_note:
         echo_err(f"esrank: note: {mix_note}")
     try:
-        with read_input(reader, data) as docs, PredictionWriter(kw["out"]) as writer:
+        with settled_heap(), read_input(reader, data) as docs, PredictionWriter(kw["out"]) as writer:
             writer.write_all(rank_documents(docs, backend, ranker, settings, extra=extra, tracker=tracker,
                                             stats=vote_stats))
     finally:

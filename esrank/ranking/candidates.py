@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ..retrieval.base import KeyphraseFrequencies, Neighbour
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """A candidate keyphrase with the retrieval features it came with."""
 
@@ -50,16 +50,17 @@ def pool_from_neighbours(doc_id: str, neighbours: Sequence["Neighbour"]) -> Cand
     """Merge the keyphrases of a document's neighbours into one pool, unique by stemmed form."""
     by_key: dict[str, Candidate] = {}
     for nb in neighbours:
+        rank, score = nb.rank, nb.score
         for phrase in nb.keyphrases:
             key = stemmed_key(phrase)
             if not key:
                 continue
             cand = by_key.get(key)
             if cand is None:
-                cand = by_key[key] = Candidate(phrase, key)
-            if nb.rank not in cand.neighbour_ranks:
-                cand.neighbour_ranks.append(nb.rank)
-                cand.bm25_scores.append(nb.score)
+                by_key[key] = Candidate(phrase, key, [rank], [score])
+            elif rank not in cand.neighbour_ranks:  # one neighbour counts once, however many spellings it has
+                cand.neighbour_ranks.append(rank)
+                cand.bm25_scores.append(score)
     return CandidatePool(doc_id, list(by_key.values()))
 
 
