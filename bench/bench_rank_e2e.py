@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import machine_facts  # noqa: E402
+from esrank.commands.common import settled_heap  # noqa: E402
 from esrank.corpus import read_documents  # noqa: E402
 from esrank.evaluation.prmu import score_document  # noqa: E402
 from esrank.ranking.encoder import default_model_path, warm_cache  # noqa: E402
@@ -92,25 +93,21 @@ def main() -> None:
             setup[f"keyphrase cache, {label}"] = time.perf_counter() - t
         settings = RankSettings(k=args.k, batch_size=args.batch_size, method="mix", mix_weight=fit.weight,
                                 mix_model=fit.model)
-        from esrank.commands.common import settled_heap
-
-        heap = settled_heap()  # as `esrank rank` does around its ranking loop
-        heap.__enter__()
         rates: dict[str, list[float]] = {label: [] for label in [*RUNTIMES, "neighbour vote"]}
         last: dict[str, RankStats] = {}
-        for _ in range(args.repeat):
-            for label in rates:
-                ranker = rankers.get(label)
-                stats = RankStats() if ranker is None else RankStats(cache=ranker.cache.stats)
-                if ranker is not None:
-                    ranker.stats = stats
-                run_settings = settings if ranker is not None else RankSettings(k=args.k, method="vote",
-                                                                                batch_size=args.batch_size)
-                t = time.perf_counter()
-                n = sum(1 for _ in rank_documents(test, backend, ranker, run_settings, stats=stats, desc=label))
-                rates[label].append(n / (time.perf_counter() - t))
-                last[label] = stats
-        heap.__exit__(None, None, None)
+        with settled_heap():  # as `esrank rank` does around its ranking loop
+            for _ in range(args.repeat):
+                for label in rates:
+                    ranker = rankers.get(label)
+                    stats = RankStats() if ranker is None else RankStats(cache=ranker.cache.stats)
+                    if ranker is not None:
+                        ranker.stats = stats
+                    run_settings = settings if ranker is not None else RankSettings(k=args.k, method="vote",
+                                                                                    batch_size=args.batch_size)
+                    t = time.perf_counter()
+                    n = sum(1 for _ in rank_documents(test, backend, ranker, run_settings, stats=stats, desc=label))
+                    rates[label].append(n / (time.perf_counter() - t))
+                    last[label] = stats
         for r in rankers.values():
             r.close()
         backend.close()

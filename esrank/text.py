@@ -64,24 +64,33 @@ def is_word(token: str) -> bool:
     return _WORD_RE.search(token) is not None
 
 
-class _StemCache(dict):
-    """token → Porter stem (nltk); a missing token is stemmed once and remembered."""
+class _Memo(dict):
+    """key → fn(key), computed once per key and remembered (up to ``limit`` keys, then computed each time)."""
 
-    stemmer: Any = None
+    def __init__(self, fn: Callable[[str], str], limit: int) -> None:
+        super().__init__()
+        self.fn, self.limit = fn, limit
 
-    def __missing__(self, token: str) -> str:
-        if self.stemmer is None:  # nltk takes seconds to import: only when stemming is needed
-            from nltk.stem.porter import PorterStemmer
-
-            type(self).stemmer = PorterStemmer()
-        s = self.stemmer.stem(token, to_lowercase=False)
-        if len(self) < 2_000_000:
-            self[token] = s
-        return s
+    def __missing__(self, key: str) -> str:
+        value = self.fn(key)
+        if len(self) < self.limit:
+            self[key] = value
+        return value
 
 
-_stem_cache = _StemCache()
-_stem_lookup = _stem_cache.__getitem__
+_porter: Any = None
+
+
+def _porter_stem(token: str) -> str:
+    global _porter
+    if _porter is None:  # nltk takes seconds to import: only when stemming is needed
+        from nltk.stem.porter import PorterStemmer
+
+        _porter = PorterStemmer()
+    return str(_porter.stem(token, to_lowercase=False))
+
+
+_stem_lookup = _Memo(_porter_stem, 2_000_000).__getitem__  # token → Porter stem (nltk)
 
 
 def stem(token: str) -> str:
@@ -94,17 +103,7 @@ def stem_words(text: str) -> list[str]:
     return list(map(_stem_lookup, _word_tokens(text)))
 
 
-class _KeyCache(dict):
-    """phrase → stemmed key; a missing phrase is keyed once and remembered (keyphrases repeat across pools)."""
-
-    def __missing__(self, phrase: str) -> str:
-        key = " ".join(stem_words(phrase))
-        if len(self) < 1_000_000:
-            self[phrase] = key
-        return key
-
-
-_key_lookup = _KeyCache().__getitem__
+_key_lookup = _Memo(lambda phrase: " ".join(stem_words(phrase)), 1_000_000).__getitem__  # keyphrases repeat
 
 
 def stemmed_key(phrase: str) -> str:

@@ -138,10 +138,11 @@ def fit_logistic(x: "np.ndarray", y: "np.ndarray", l2: float = L2) -> ClassModel
     from scipy.optimize import minimize
 
     mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
-    scale = x.std(axis=0) if len(x) else np.ones(x.shape[1])
-    scale = np.where(scale > 1e-9, scale, 1.0)
+    spread = x.std(axis=0) if len(x) else np.zeros(x.shape[1])
+    constant = spread <= 1e-9
+    scale = np.where(constant, 1.0, spread)
     z = (x - mean) / scale
-    z[:, np.asarray(x.std(axis=0) if len(x) else np.zeros(x.shape[1])) <= 1e-9] = 0.0
+    z[:, constant] = 0.0  # exactly 0, whatever the rounding of the mean
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         t = z @ w[:-1] + w[-1]
