@@ -18,7 +18,7 @@ LOSS_CHOICES = ("masked-mnr", "mnr", "multilabel-supcon")
 METHOD_CHOICES = ("vote", "model", "mix")
 DEFAULT_K = 50
 DEFAULT_METHOD = "mix"
-VALIDATION_SHARE = 0.05
+VALIDATION_SHARE = 0.1
 
 
 def _set_runtime(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -88,7 +88,7 @@ def model_options(f: Any) -> Any:
               help="Neighbours per document for hard negatives and for fitting the mix (rank with the same k).")
 @click.option("--validation-share", type=click.FloatRange(0, 1, max_open=True), default=VALIDATION_SHARE,
               envvar="ESRANK_VALIDATION_SHARE", show_default=True,
-              help="Share of the documents (at most 500) held out of fine-tuning to fit `rank --method mix` (its "
+              help="Share of the documents (at most 2,000) held out of fine-tuning to fit `rank --method mix` (its "
                    "model and linear weight) on the index's neighbours; 0: no fit (mix then uses the weight 0.5).")
 @click.option("--hard-negatives", type=click.IntRange(0, 64), default=0, show_default=True,
               envvar="ESRANK_HARD_NEGATIVES",
@@ -113,7 +113,7 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
     esrank train train.jsonl --index kp --out model/ --epochs 1
     The model directory is a standard Sentence-Transformers model plus esrank_card.json. A validation share of
     the documents is held out of fine-tuning; their neighbours in the index fit the neighbour-aware scorer of
-    `rank --method mix` (a logistic model over the cosine, neighbour and keyphrase-frequency features, and a
+    `rank --method mix` (a calibrated linear model over the cosine, neighbour and keyphrase-frequency features, and a
     linear weight as its fallback; stored in the card under "mix").
     """
     from ..corpus import DocumentReader

@@ -11,7 +11,12 @@ Three kinds of evidence, each standard in keyphrase work and none tied to one co
   occurs in the document, and how many such candidates they carry in all (a neighbour that shares the document's
   own keyphrases is better evidence than one that shares only words);
 * the document itself (as in supervised extractors such as KEA): the share of the keyphrase's words found in the
-  document, whether it occurs in the title, where it first occurs, how often, and its length in words.
+  document, whether it occurs in the title, where it first occurs, how often, and its length in words;
+* how well the neighbours carrying the keyphrase fit the document, judged by their *other* keyphrases in the pool:
+  a neighbour's relevance is the mean cosine of its other keyphrases to the document (a semantic check on a BM25
+  neighbour that shares only words), and its fit is the share of its other keyphrases that occur in the document;
+  each as the best, the sum (relative to the pool's largest) and the mean over the neighbours carrying the
+  keyphrase (0 for a neighbour with no other keyphrase).
 
 Candidates are split by their PRMU class in the document: present ones (the phrase occurs) and absent ones are
 scored by separate models (``esrank.ranking.mix.MixModel``), because what makes a good present keyphrase
@@ -30,7 +35,8 @@ from .candidates import CandidatePool
 
 FEATURES = ("cosine", "vote_share", "log_neighbours", "best_rank_inverse", "best_score_share", "log_index_df",
             "concentration", "word_overlap", "in_title", "first_position", "log_occurrences", "words",
-            "agreeing_neighbours", "log_agreement")
+            "agreeing_neighbours", "log_agreement", "neighbour_relevance_best", "neighbour_relevance_sum",
+            "neighbour_relevance_mean", "neighbour_fit_best", "neighbour_fit_sum", "neighbour_fit_mean")
 FREQUENCY_FEATURES = ("log_index_df", "concentration")  # need the index's keyphrase frequencies
 
 
@@ -52,10 +58,14 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
     top_score = max((s for c in pool.candidates for s in c.bm25_scores), default=0.0)
     present[:] = [f" {c.key} " in joined for c in pool.candidates]  # PRMU class P (esrank.text.classify_key)
     agreement: dict[int, int] = {}  # neighbour rank → how many candidates present in the document it carries
-    for c, p in zip(pool.candidates, present):
-        if p:
-            for r in c.neighbour_ranks:
+    carried: dict[int, list[float]] = {}  # neighbour rank → [candidates it carries, their summed cosine]
+    for c, p, cos in zip(pool.candidates, present, cosines):
+        for r in c.neighbour_ranks:
+            if p:
                 agreement[r] = agreement.get(r, 0) + 1
+            held = carried.setdefault(r, [0, 0.0])
+            held[0] += 1
+            held[1] += cos
     stems = prep.stems
     title_joined = title.joined if title is not None else ""
     rows = []
@@ -73,11 +83,17 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
             overlap = sum(1 for w in words if w in stems) / len(words)
         own = 1 if here else 0  # a present candidate does not agree with itself
         agreeing = agreed = 0
+        relevance: list[float] = []
+        fit: list[float] = []
         for r in ranks:
             other = agreement.get(r, 0) - own
             if other > 0:
                 agreeing += 1
                 agreed += other
+            held, cos_sum = carried[r]
+            others = held - 1  # the neighbour's other keyphrases (leave this one out)
+            relevance.append((cos_sum - cos) / others if others else 0.0)
+            fit.append(other / others if others else 0.0)
         rows.append((
             cos,
             vote / top_vote if top_vote > 0 else 0.0,
@@ -93,6 +109,16 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
             float(len(words)),
             float(agreeing),
             math.log1p(agreed),
+            max(relevance, default=0.0),
+            sum(relevance),
+            sum(relevance) / count if count else 0.0,
+            max(fit, default=0.0),
+            sum(fit),
+            sum(fit) / count if count else 0.0,
         ))
     x[:] = rows
+    for col in (FEATURES.index("neighbour_relevance_sum"), FEATURES.index("neighbour_fit_sum")):
+        top = x[:, col].max()
+        if top > 0:
+            x[:, col] /= top
     return x, present

@@ -3,11 +3,14 @@
 Two forms, both fitted at training time on held-out validation documents (not trained on) and stored in the
 model card (``esrank_card.json``, key ``"mix"``):
 
-* the **model** (``MixModel``, used whenever the card has one): an L2-regularised logistic regression over the
-  candidate features of ``esrank.ranking.features`` (cosine, neighbour vote, neighbour count and rank, the
-  keyphrase's frequency in the index, word overlap, title, position...), one for the candidates present in the
-  document and one for the absent ones, trained on the validation documents' candidate pools to tell gold
-  keyphrases from the rest; a candidate's score is its probability of being gold;
+* the **model** (``MixModel``, used whenever the card has one): a linear scorer over the candidate features of
+  ``esrank.ranking.features`` (cosine, neighbour vote, neighbour count and rank, the keyphrase's frequency in the
+  index, how well the neighbours fit the document, word overlap, title, position...), one for the candidates
+  present in the document and one for the absent ones. Each is trained on the validation documents' candidate
+  pools with a listwise loss (ListNet: a softmax over each document's candidates of the class, the gold ones
+  its target — the evaluation ranks candidates within a document and a class, so that is what is learned), then
+  calibrated (Platt scaling: a logistic regression on the scorer's output) so that a score is the candidate's
+  probability of being gold and present and absent candidates interleave on one scale;
 * the **linear weight**: score = w · cosine + (1 − w) · vote / max(vote in the pool), where a candidate's vote is
   the summed BM25 score of the neighbours carrying it, w chosen on a grid maximising the mean of present F1@Q and
   absent R@Q. It serves ``--mix-weight W``, a model directory without a fitted model (``DEFAULT_WEIGHT``), and a
@@ -38,8 +41,8 @@ if TYPE_CHECKING:
 DEFAULT_WEIGHT = 0.5
 L2 = 1.0  # ridge penalty of the mix model on standardised features
 GRID = tuple(round(i * 0.05, 2) for i in range(21))  # 0, 0.05, ..., 1
-VALIDATION_SHARE = 0.05
-VALIDATION_MAX = 500
+VALIDATION_SHARE = 0.1
+VALIDATION_MAX = 2000
 VALIDATION_MIN = 20  # unless that is more than a fifth of the documents
 OBJECTIVE = "mean of P_F1@Q and Abs_R@Q"
 CARD_FILE = "esrank_card.json"  # = esrank.ranking.training.CARD_FILE (training imports torch and trainers)
@@ -158,6 +161,51 @@ def fit_logistic(x: "np.ndarray", y: "np.ndarray", l2: float = L2) -> ClassModel
     return ClassModel(mean.tolist(), scale.tolist(), w[:-1].tolist(), float(w[-1]))
 
 
+def fit_listwise(groups: Sequence[tuple["np.ndarray", "np.ndarray"]], l2: float = L2) -> ClassModel:
+    """A linear scorer trained per document and calibrated: ``groups`` holds one (features, gold 0/1) pair per
+    document. Loss: ListNet with the gold candidates as the target — for each document with both gold and
+    other candidates, −Σ_gold log softmax(score) over its candidates — plus an L2 penalty on standardised
+    features; then Platt scaling (a one-feature logistic regression on the score over every candidate) turns
+    scores into probabilities. Without any such document it is ``fit_logistic``."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    ranked = [(x, y) for x, y in groups if len(y) > 1 and 0 < y.sum() < len(y)]
+    x_all = np.vstack([x for x, _ in groups]) if groups else np.zeros((0, 0))
+    y_all = np.concatenate([y for _, y in groups]) if groups else np.zeros(0)
+    if not ranked:
+        return fit_logistic(x_all, y_all, l2)
+    mean = x_all.mean(axis=0)
+    spread = x_all.std(axis=0)
+    constant = spread <= 1e-9
+    scale = np.where(constant, 1.0, spread)
+    z = (np.vstack([x for x, _ in ranked]) - mean) / scale
+    z[:, constant] = 0.0
+    y = np.concatenate([g for _, g in ranked])
+    sizes = np.array([len(g) for _, g in ranked])
+    group = np.repeat(np.arange(len(ranked)), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    gold = np.array([g.sum() for _, g in ranked])[group]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        t = z @ w
+        top = np.maximum.reduceat(t, starts)[group]
+        e = np.exp(t - top)
+        total = np.add.reduceat(e, starts)[group]
+        log_softmax = t - top - np.log(total)
+        value = float(-(y * log_softmax).sum() + 0.5 * l2 * w @ w)
+        grad = z.T @ (gold * e / total - y) + l2 * w
+        return value, grad
+
+    w = minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B").x
+    z_all = (x_all - mean) / scale
+    z_all[:, constant] = 0.0
+    platt = fit_logistic((z_all @ w)[:, None], y_all, l2)  # on the raw score, standardised inside
+    a = platt.coef[0] / platt.scale[0]
+    coef = a * w
+    return ClassModel(mean.tolist(), scale.tolist(), coef.tolist(), float(platt.bias - a * platt.mean[0]))
+
+
 def fit_model(documents: Sequence[Document], pools: Sequence["CandidatePool"], cosines: Sequence[Sequence[float]],
               *, l2: float = L2) -> MixModel:
     """Fit the mix model on validation documents: their candidate pools (with frequencies when the pools carry
@@ -170,8 +218,7 @@ def fit_model(documents: Sequence[Document], pools: Sequence["CandidatePool"], c
     with_frequencies = bool(pools) and all(p.index_documents > 0 for p in pools if p.candidates)
     features = [f for f in FEATURES if with_frequencies or f not in FREQUENCY_FEATURES]
     cols = [FEATURES.index(f) for f in features]
-    xs: dict[bool, list[np.ndarray]] = {True: [], False: []}
-    ys: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    groups: dict[bool, list[tuple[np.ndarray, np.ndarray]]] = {True: [], False: []}
     for doc, pool, cos in zip(documents, pools, cosines):
         if not pool.candidates:
             continue
@@ -180,13 +227,11 @@ def fit_model(documents: Sequence[Document], pools: Sequence["CandidatePool"], c
         y = np.array([c.key in gold for c in pool.candidates], dtype=np.float64)
         for part in (True, False):
             mask = present if part else ~present
-            xs[part].append(x[mask][:, cols])
-            ys[part].append(y[mask])
-    parts = {}
-    for part in (True, False):
-        x = np.vstack(xs[part]) if xs[part] else np.zeros((0, len(cols)))
-        y = np.concatenate(ys[part]) if ys[part] else np.zeros(0)
-        parts[part] = fit_logistic(x, y, l2)
+            if mask.any():
+                groups[part].append((x[mask][:, cols], y[mask]))
+    parts = {part: fit_listwise(groups[part], l2) if groups[part] else fit_logistic(np.zeros((0, len(cols))),
+                                                                                      np.zeros(0), l2)
+             for part in (True, False)}
     return MixModel(features, parts[True], parts[False], l2)
 
 

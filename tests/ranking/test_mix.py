@@ -19,6 +19,8 @@ from esrank.ranking.candidates import Candidate, CandidatePool  # noqa: E402
 from esrank.ranking.mix import (  # noqa: E402
     DEFAULT_WEIGHT,
     GRID,
+    VALIDATION_MAX,
+    VALIDATION_SHARE,
     MixFit,
     fit_weight,
     mix_scores,
@@ -100,9 +102,10 @@ def test_validation_split_is_deterministic_and_disjoint():
     rest, val = validation_split(docs)
     rest2, val2 = validation_split(list(reversed(docs)))
     assert {d.id for d in val} == {d.id for d in val2}
-    assert len(val) == math.ceil(0.05 * 900) and all(d.keyphrases for d in val)
+    assert len(val) == math.ceil(VALIDATION_SHARE * 900) and all(d.keyphrases for d in val)
     assert {d.id for d in rest}.isdisjoint(d.id for d in val) and len(rest) + len(val) == 1000
-    assert len(validation_split(docs * 20, 0.05)[1]) <= 500
+    many = [Document(f"m{i}", "t", "x", ["k"]) for i in range(3 * VALIDATION_MAX)]
+    assert len(validation_split(many, 0.5)[1]) == VALIDATION_MAX
     assert validation_split(docs, 0.0) == (docs, [])
     small = [Document(f"s{i}", "t", "x", ["k"]) for i in range(12)]
     assert len(validation_split(small)[1]) == 2  # at least 20, but never more than a fifth
@@ -277,3 +280,45 @@ def test_candidate_features_by_hand():
     # not; "graph mining" itself gets no agreement from its own presence
     assert f["agreeing_neighbours"] == [0.0, 1.0, 0.0]
     assert f["log_agreement"] == pytest.approx([0.0, math.log(2), 0.0])
+    # neighbour relevance (mean cosine of its *other* candidates) and fit (share of them present in the document):
+    # neighbour 1 holds graph mining (0.7, present) + data mining (0.2), 2 only graph mining, 3 data mining +
+    # social network (0.1). graph mining: n1 → 0.2 / fit 0 (itself left out), n2 has no other → 0;
+    # data mining: n1 → 0.7 / fit 1, n3 → 0.1 / fit 0; social network: n3 → 0.2 / fit 0
+    assert f["neighbour_relevance_best"] == pytest.approx([0.2, 0.7, 0.2])
+    assert f["neighbour_relevance_sum"] == pytest.approx([0.2 / 0.8, 1.0, 0.2 / 0.8])  # relative to the largest
+    assert f["neighbour_relevance_mean"] == pytest.approx([0.1, 0.4, 0.2])
+    assert f["neighbour_fit_best"] == pytest.approx([0.0, 1.0, 0.0])
+    assert f["neighbour_fit_sum"] == pytest.approx([0.0, 1.0, 0.0])
+    assert f["neighbour_fit_mean"] == pytest.approx([0.0, 0.5, 0.0])
+
+
+def test_listwise_fit_ranks_within_documents_and_is_calibrated():
+    """A feature that only separates gold within each document (its level shifts from document to document) is what
+    the listwise loss learns; the Platt step makes the mean probability the share of gold candidates."""
+    import numpy as np
+
+    from esrank.ranking.mix import fit_listwise
+
+    rng = np.random.default_rng(0)
+    groups = []
+    for _ in range(60):
+        n = 12
+        shift = rng.normal(0, 5)  # document-level offset: useless across documents, decisive within one
+        y = np.zeros(n)
+        y[rng.choice(n, 2, replace=False)] = 1
+        within = shift + y * 1.0 + rng.normal(0, 0.2, n)
+        noise = rng.normal(0, 1, n)
+        groups.append((np.column_stack([within, noise]), y))
+    model = fit_listwise(groups)
+    hits = 0
+    for x, y in groups:
+        top2 = np.argsort(-model.logits(x))[:2]
+        hits += int(y[top2].sum())
+    assert hits / 120 > 0.9  # gold ranked first within its document
+    assert model.coef[0] > 0 and abs(model.coef[1]) < 0.5 * model.coef[0]
+    x_all = np.vstack([x for x, _ in groups])
+    p = 1 / (1 + np.exp(-model.logits(x_all)))
+    assert p.mean() == pytest.approx(np.concatenate([y for _, y in groups]).mean(), abs=0.01)
+    # no document with both gold and other candidates: the pointwise logistic regression
+    flat = fit_listwise([(np.ones((3, 2)), np.zeros(3))])
+    assert flat.coef == [0.0, 0.0]
