@@ -1,13 +1,15 @@
 """Neighbour-pool recall of gold keyphrases: the whole-document query against the old "first N distinct words".
 
-    python3 bench/bench_query_recall.py --data ../shared/data/acm-dev [--max-query-terms 512] [--limit N]
+    python3 bench/bench_query_recall.py --data ../shared/data/acm-dev [--max-query-terms 512] [--limit N] \
+        [--budgets none,1000000]
 
 Builds an embedded index of ``train.jsonl`` (in a temporary directory), queries it with every document of
-``test.jsonl`` twice — the query of esrank up to 0.4 (the first 200 distinct words of title and text, each
-once) and the current query (every analysed term with its frequency, at most ``--max-query-terms`` distinct
-terms of highest tf·idf) — and prints the macro-averaged recall of the gold keyphrases (stemmed match) in the
-pool of the k nearest neighbours' keyphrases, for present and absent gold keyphrases (PRMU: P vs R/M/U), at
-k = 5, 10, 20. Documents without gold keyphrases of a class do not count for that class.
+``test.jsonl`` — the query of esrank up to 0.4 (the first 200 distinct words of title and text, each once) and
+the current query (every analysed term with its frequency, at most ``--max-query-terms`` distinct terms of
+highest tf·idf), the latter under each postings budget of ``--budgets`` (``none``: exhaustive; by default none
+and the embedded index's default budget) — and prints the macro-averaged recall of the gold keyphrases (stemmed
+match) in the pool of the k nearest neighbours' keyphrases, for present and absent gold keyphrases (PRMU: P vs
+R/M/U), at k = 5, 10, 20, 50. Documents without gold keyphrases of a class do not count for that class.
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from bm25s.stopwords import STOPWORDS_EN  # noqa: E402
 from esrank.corpus import Document, read_documents  # noqa: E402
 from esrank.retrieval.bm25_index import WORD_RE  # noqa: E402
 from esrank.retrieval.embedded import EmbeddedBackend  # noqa: E402
+from esrank.retrieval.query import DEFAULT_POSTINGS_BUDGET  # noqa: E402
 from esrank.text import classify_key, prepare, stemmed_key  # noqa: E402
 
-KS = (5, 10, 20)
+KS = (5, 10, 20, 50)
 STOP = frozenset(STOPWORDS_EN)
 
 
@@ -73,6 +76,8 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/acm-dev", help="directory with train.jsonl and test.jsonl")
     ap.add_argument("--max-query-terms", type=int, default=None, help="bound on distinct query terms")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N test documents")
+    ap.add_argument("--budgets", default=f"none,{DEFAULT_POSTINGS_BUDGET}",
+                    help="postings budgets for the current query ('none': exhaustive)")
     args = ap.parse_args()
     data = Path(args.data)
     train = list(read_documents(data / "train.jsonl"))
@@ -87,15 +92,22 @@ def main() -> None:
               f"max query terms {backend.max_query_terms}")
         analyzer = backend._analyzer
         assert analyzer is not None
-        runs = {"first 200 distinct words (before)": [analyzer.query_term_counts(old_query_text(d)) for d in test],
-                "analysed terms with frequencies (after)": [backend.query(d) for d in test]}
+        current = [backend.query(d) for d in test]
+        runs = {"first 200 distinct words (before)": (None, [analyzer.query_term_counts(old_query_text(d))
+                                                             for d in test])}
+        for b in args.budgets.split(","):
+            budget = None if b.strip().lower() == "none" else int(float(b.replace("_", "")))
+            runs[f"analysed terms with frequencies (after), postings budget {budget or 'none'}"] = (budget, current)
         print("\n| query | " + " | ".join(f"present R@{k}" for k in KS) + " | "
-              + " | ".join(f"absent R@{k}" for k in KS) + " |")
-        print("|---|" + "---:|" * (2 * len(KS)))
-        for name, queries in runs.items():
+              + " | ".join(f"absent R@{k}" for k in KS) + " | postings/query (mean) | queries cut |")
+        print("|---|" + "---:|" * (2 * len(KS) + 2))
+        for name, (budget, queries) in runs.items():
+            backend.postings_budget = budget
             r = pool_recall(backend, test, queries)
+            scored = backend._scorer().last_scored
+            cut = sum(int(s) < int(backend._scorer().lengths[q[0]].sum()) for s, q in zip(scored, queries))
             print(f"| {name} | " + " | ".join(f"{r[('present', k)]:.1f}" for k in KS) + " | "
-                  + " | ".join(f"{r[('absent', k)]:.1f}" for k in KS) + " |")
+                  + " | ".join(f"{r[('absent', k)]:.1f}" for k in KS) + f" | {scored.mean():,.0f} | {cut} |")
         backend.close()
 
 

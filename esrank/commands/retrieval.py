@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from ..retrieval.cluster import ConnectionConfig
 from ..cost import cost_options, tracker_from_options
 from ..retrieval.factory import BACKENDS, BackendOptions
-from ..retrieval.query import DEFAULT_MAX_TERMS
+from ..retrieval.query import DEFAULT_MAX_TERMS, DEFAULT_POSTINGS_BUDGET
 from .common import check_outputs, echo_err, fields_from, input_options, read_input, warn
 
 F = Callable[..., Any]
@@ -59,6 +59,13 @@ def backend_options(f: F | None = None, *, target: bool = False, embedded: bool 
                      help="Most distinct terms in a query document: a longer one keeps its terms of highest "
                           "tf·idf (the index's idf), each weighted by its frequency."),
     ]
+    if embedded:
+        opts.append(click.option(
+            "--postings-budget", type=click.IntRange(0), default=DEFAULT_POSTINGS_BUDGET,
+            envvar="ESRANK_POSTINGS_BUDGET", show_default=True,
+            help="Embedded index: most postings a query scores (its highest BM25 contributions; the candidates "
+                 "are then rescored exactly). Exact whenever a query's terms hold no more. 0: no budget (every "
+                 "posting, exhaustive)."))
     if target:
         opts.append(click.option("--index", "index_deprecated", default=None, hidden=True,
                                  help="Deprecated spelling of --target-index."))
@@ -96,8 +103,10 @@ def backend_options_from(kw: dict[str, Any]) -> BackendOptions:
         url, api_key=os.environ.get("ESRANK_API_KEY") or None, username=username,
         password=os.environ.get("ESRANK_PASSWORD") or None, ca_certs=ca_certs, verify_certs=not insecure,
         timeout=timeout, max_retries=max_retries) if url else None
+    budget = kw.pop("postings_budget", DEFAULT_POSTINGS_BUDGET)
     return BackendOptions(index=kw.pop("index"), backend=kw.pop("backend"), connection=connection,
-                          path=kw.pop("path"), max_query_terms=kw.pop("max_query_terms"))
+                          path=kw.pop("path"), max_query_terms=kw.pop("max_query_terms"),
+                          postings_budget=budget or None)
 
 
 @click.command("load")

@@ -6,9 +6,12 @@ stemming), each distinct word stemmed once. A corpus is analysed a chunk of docu
 characters classified per code point, words hashed: in one compiled pass with numba, else with numpy), so only
 distinct words go through Python. The
 matrix holds Lucene's BM25 weights ``idf * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` in bm25s'
-compressed-column layout, so bm25s saves and loads it; ``Scorer`` ranks exhaustively (every document sharing
-a term with the query is scored): with numba, a compiled term-at-a-time kernel on all cores; without it, one
-product of the document-major matrix with the batch's dense query weights.
+compressed-column layout, so bm25s saves and loads it (``impact_order`` gives its postings again, each term's by
+decreasing weight). ``Scorer`` ranks exhaustively (every document sharing a term with the query is scored) as
+long as a query's terms hold at most a postings budget, and beyond it scores the highest contributions only and
+rescores its best candidates exactly: with numba, a compiled term-at-a-time kernel on all cores; without it, one
+product of the document-major matrix with the batch's dense query weights (a query over the budget: its kept
+postings added up).
 """
 from __future__ import annotations
 
@@ -220,35 +223,96 @@ def bm25_matrix(terms: np.ndarray, doc_of: np.ndarray, n_docs: int, n_terms: int
     return data, doc.astype(np.int32), indptr
 
 
-class Scorer:
-    """Exact, exhaustive BM25 top-k over the weight matrix, a batch of queries at a time.
+def impact_order(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(data, indices) with each term's postings in decreasing weight (impact), ties by document order."""
+    if len(data) == 0:
+        return data, indices
+    term = np.repeat(np.arange(len(indptr) - 1, dtype=np.uint64), np.diff(indptr))
+    # positive float32 weights order as their bit patterns: one 64-bit key, term ascending then weight descending
+    key = (term << np.uint64(32)) | (np.uint64(0xFFFFFFFF) - data.view(np.uint32).astype(np.uint64))
+    del term
+    order = np.argsort(key, kind="stable")  # stable: within a term and weight, document order is kept
+    return data[order], indices[order]
 
-    With numba installed, a compiled kernel scores the batch's queries on all cores, term at a time over the
-    query terms' postings into a dense score array (``esrank.retrieval.bm25_kernels``); without it, numpy
-    multiplies the document-major matrix (documents × terms, compressed rows) by the batch's dense query-weight
-    block (terms × queries). Both give the same documents and the same float32 scores: a score sums
-    ``weight · data`` over the query terms in ascending term order, and ties go to the earlier document.
+
+RESCORE_DEPTH = 16  # a query cut by the budget rescores its 16 · k best candidates exactly (docs/retrieval.md)
+
+
+class Scorer:
+    """BM25 top-k over the weight matrix, a batch of queries at a time, each query scoring at most ``budget``
+    postings (None: every posting, exhaustive).
+
+    A query's postings are ranked by their contribution ``float32(weight · data)``; when its terms hold more
+    than ``budget`` postings, only those at or above the smallest cut-off keeping at most ``budget`` are scored
+    (anytime ranking: the highest contributions first), read from a copy of the postings with each term's in
+    decreasing weight (``impact_order``: given as ``impact``, else made on first need); its ``depth · k`` best
+    documents by these partial scores are then rescored exactly from the document-major matrix, and the k best of
+    those kept (``depth`` 0: the partial scores are returned). Otherwise every posting is scored, and the result
+    is the exhaustive one. With numba installed, a compiled kernel scores the batch's queries on all cores
+    (``esrank.retrieval.bm25_kernels``); without it, numpy multiplies the document-major matrix (documents ×
+    terms, compressed rows) by the batch's dense query-weight block (terms × queries), and a query over the
+    budget adds up its kept postings alone. Both give the same documents and the same float32 scores: a score
+    sums ``weight · data`` over the query terms in ascending term order, and ties go to the earlier document.
+    ``last_scored`` holds the postings each query of the last batch scored.
     """
 
     def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_docs: int, *,
-                 kernel: str = "auto") -> None:
+                 kernel: str = "auto", budget: int | None = None,
+                 impact: tuple[np.ndarray, np.ndarray] | None = None, depth: int = RESCORE_DEPTH) -> None:
         import scipy.sparse as sp
 
         if kernel not in ("auto", "numba", "numpy"):
             raise ValueError(f"unknown scoring kernel {kernel!r} (auto, numba or numpy)")
+        if budget is not None and budget < 1:
+            raise ValueError(f"the postings budget must be at least 1 (or None for none), not {budget}")
         self.kernel = kernel  # auto: numba when it is installed, else numpy
+        self.budget = budget
+        self.depth = depth  # a cut query rescores its depth · k best candidates exactly (0: none)
         self.n_docs = n_docs
         self.n_terms = len(indptr) - 1
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.lengths = np.diff(indptr)
+        self._impact = impact  # (data, indices) in impact order
+        self._impact_lock = threading.Lock()
+        self._samples: tuple[int, np.ndarray, np.ndarray] | None = None  # (stride, samples, where each term's start)
         self.matrix = sp.csr_matrix((data, indices, indptr), shape=(self.n_terms, n_docs))  # terms × documents
         self._by_doc: Any = None  # documents × terms, built for the numpy scorer
         self.rows_per_product = max(8, min(64, 3_200_000 // max(n_docs, 1)))
         self._scratch = threading.local()
+        self.last_scored: np.ndarray = np.zeros(0, np.int64)  # postings scored per query of the last batch
+
+    def by_doc(self) -> Any:
+        """The document-major matrix (documents × terms, compressed rows, terms ascending; made once)."""
+        with self._impact_lock:
+            if self._by_doc is None:
+                self._by_doc = self.matrix.T.tocsr()
+                self._by_doc.sort_indices()
+            return self._by_doc
+
+    def impact(self) -> tuple[np.ndarray, np.ndarray]:
+        """The postings (data, indices) with each term's in decreasing weight, ties by document (made once)."""
+        with self._impact_lock:
+            if self._impact is None:
+                self._impact = impact_order(self.data, self.indices, self.indptr)
+            return self._impact
+
+    def samples(self, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``stride``-th impact-ordered weight of each term, and where each term's samples start (made once)."""
+        i_data = self.impact()[0]
+        with self._impact_lock:
+            if self._samples is None or self._samples[0] != stride:
+                per_term = (self.lengths + stride - 1) // stride
+                s_ptr = np.concatenate(([0], np.cumsum(per_term))).astype(np.int64)
+                first = np.repeat(self.indptr[:-1], per_term)
+                step = np.arange(int(s_ptr[-1]), dtype=np.int64) - np.repeat(s_ptr[:-1], per_term)
+                self._samples = (stride, i_data[first + stride * step], s_ptr)
+            return self._samples[1], self._samples[2]
 
     def idf(self) -> np.ndarray:
         """The BM25 idf of every term, from its document frequency in the matrix."""
         from .query import bm25_idf
 
-        return np.asarray(bm25_idf(self.n_docs, np.diff(self.matrix.indptr).astype(np.float64)))
+        return np.asarray(bm25_idf(self.n_docs, self.lengths.astype(np.float64)))
 
     def top_k(self, queries: list[tuple[np.ndarray, np.ndarray]], ks: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each query (term ids, weights: a term's score counts ``weight`` times) its ``ks[i]`` best
@@ -257,7 +321,7 @@ class Scorer:
         if kernels is None:
             if self.kernel == "numba":
                 raise RuntimeError("the numba scoring kernel needs numba (pip install numba)")
-            return self._top_k_numpy(queries, ks)
+            return self._top_k_numpy([_merged(ids, w) for ids, w in queries], ks)
         return self._top_k_compiled(kernels, queries, ks)
 
     def _top_k_compiled(self, kernels: Any, queries: list[tuple[np.ndarray, np.ndarray]], ks: list[int]
@@ -266,13 +330,7 @@ class Scorer:
         n = self.n_docs
         terms, weights, ptr = [], [], [0]
         for ids, w in queries:
-            ids = np.asarray(ids, dtype=np.int64)
-            w = np.asarray(w, dtype=np.float32)
-            if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # sort, and add up repeated terms
-                uniq, inv = np.unique(ids, return_inverse=True)
-                merged = np.zeros(len(uniq), np.float32)
-                np.add.at(merged, inv.reshape(-1), w)
-                ids, w = uniq, merged
+            ids, w = _merged(ids, w)
             terms.append(ids)
             weights.append(w)
             ptr.append(ptr[-1] + len(ids))
@@ -284,43 +342,113 @@ class Scorer:
         out_d = np.zeros((len(queries), max(k_max, 1)), np.int64)
         out_s = np.zeros((len(queries), max(k_max, 1)), np.float32)
         out_n = np.zeros(len(queries), np.int64)
+        out_p = np.zeros(len(queries), np.int64)
         if n and k_max:
-            kernels.exhaustive(self.matrix.data, self.matrix.indices, self.matrix.indptr, n, q_ptr, q_terms, q_w,
-                               k_arr, self._buffer(kernels.workers()), out_d, out_s, out_n)
+            acc, touched, qw = self._buffers(kernels.workers())
+            budget = self.budget
+            totals = np.diff(np.concatenate(([0], np.cumsum(self.lengths[q_terms])))[q_ptr])  # postings a query
+            if budget is None or int(totals.max(initial=0)) <= budget:  # no query is cut: none of these
+                budget, (i_data, i_indices) = np.iinfo(np.int64).max, (self.data, self.indices)
+                samples, s_ptr = self.data, self.indptr
+                fwd = (self.data, self.indices, np.zeros(1, np.int64))
+            else:
+                i_data, i_indices = self.impact()
+                samples, s_ptr = self.samples(kernels.STRIDE)
+                by_doc = self.by_doc()
+                fwd = (by_doc.data, by_doc.indices, by_doc.indptr)
+            kernels.anytime(self.data, self.indices, i_data, i_indices, samples, s_ptr, self.indptr, budget, *fwd,
+                            self.depth, q_ptr, q_terms, q_w, k_arr, acc, touched, qw, out_d, out_s, out_n, out_p)
+        self.last_scored = out_p
         return [(out_d[i, :out_n[i]].copy(), out_s[i, :out_n[i]].copy()) for i in range(len(queries))]
 
-    def _buffer(self, workers: int) -> np.ndarray:
-        """This thread's per-worker score arrays (the kernel leaves them zeroed)."""
+    def _buffers(self, workers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This thread's per-worker score arrays and dense query weights (the kernel leaves both zeroed) and
+        touched-document buffers."""
         local = self._scratch
         if getattr(local, "acc", None) is None or local.acc.shape[0] != workers:
             local.acc = np.zeros((workers, self.n_docs), np.float32)
-        acc: np.ndarray = local.acc
-        return acc
+            local.touched = np.zeros((workers, self.n_docs + 1), np.int32)  # + 1: see the kernel
+            local.qw = np.zeros((workers, self.n_terms), np.float32)
+        return local.acc, local.touched, local.qw
+
+    def _kept(self, ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The postings (positions, contributions) a query over the budget scores, in term order; None when its
+        terms hold no more than the budget (every posting is scored)."""
+        total = int(self.lengths[ids].sum())
+        if self.budget is None or total <= self.budget:
+            return None
+        pos = np.concatenate([np.arange(self.indptr[t], self.indptr[t + 1]) for t in ids.tolist()])
+        contrib = self.data[pos] * np.repeat(w, self.lengths[ids])  # float32, as the kernel multiplies
+        # (no impact order needed: the kept postings are the same set, and each document's sum runs in term order)
+        cut = np.partition(contrib, total - self.budget - 1)[total - self.budget - 1]  # the (budget+1)-th largest
+        keep = contrib > cut  # the smallest float32 cut-off keeping at most ``budget``: just above it
+        return pos[keep], contrib[keep]
 
     def _top_k_numpy(self, queries: list[tuple[np.ndarray, np.ndarray]], ks: list[int]
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``top_k`` with numpy: the document-major matrix times a block of dense query weights."""
+        """``top_k`` with numpy: the document-major matrix times a block of dense query weights; a query over
+        the budget adds up its kept postings alone (in term order, as the kernel)."""
         out: list[tuple[np.ndarray, np.ndarray]] = []
         n = self.n_docs
+        scored = []
         for start in range(0, len(queries), self.rows_per_product):
             block = queries[start:start + self.rows_per_product]
             block_ks = [max(0, min(k, n)) for k in ks[start:start + len(block)]]
-            weights = np.zeros((self.n_terms, len(block)), np.float32)
-            for j, (ids, w) in enumerate(block):
-                np.add.at(weights[:, j], np.asarray(ids, dtype=np.int64), np.asarray(w, dtype=np.float32))
-            if self._by_doc is None:
-                self._by_doc = self.matrix.T.tocsr()
-            scores = np.asarray(self._by_doc @ weights)  # documents × queries
+            kept = [self._kept(ids, w) for ids, w in block]
+            scores = None
+            if any(x is None for x in kept):
+                weights = np.zeros((self.n_terms, len(block)), np.float32)
+                for j, (ids, w) in enumerate(block):
+                    weights[ids, j] = w
+                scores = np.asarray(self.by_doc() @ weights)  # documents × queries
             for j, k in enumerate(block_ks):
-                if k <= 0:
+                part = kept[j]
+                if part is None:
+                    assert scores is not None
+                    scored.append(int(self.lengths[block[j][0]].sum()))
+                    docs = np.arange(n)
+                    col = scores[:, j]
+                else:
+                    pos, contrib = part
+                    scored.append(len(pos))
+                    docs, inv = np.unique(self.indices[pos], return_inverse=True)
+                    col = np.zeros(len(docs), np.float32)
+                    np.add.at(col, inv.reshape(-1), contrib)  # in order: each document's terms ascending
+                if k <= 0 or len(col) == 0:
                     out.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
                     continue
-                col = scores[:, j]
-                kth = np.partition(col, n - k)[n - k] if k < n else col.min()
-                cand = np.flatnonzero((col >= kth) & (col > 0))  # every document tying with the k-th too
-                order = np.lexsort((cand, -col[cand]))[:k]  # best first; ties by document order
-                out.append((cand[order].astype(np.int64), col[cand[order]]))
+                best = _best(col, k * self.depth if part is not None and self.depth else k)
+                docs, col = docs[best], col[best]
+                if part is not None and self.depth:  # the candidates' full scores, from their document rows
+                    ids, w = block[j]
+                    dense = np.zeros(self.n_terms, np.float32)
+                    dense[ids] = w
+                    col = np.asarray(self.by_doc()[docs] @ dense, dtype=np.float32)
+                    best = _best(col, k)
+                    docs, col = docs[best], col[best]
+                out.append((docs.astype(np.int64), col))
+        self.last_scored = np.asarray(scored, dtype=np.int64)
         return out
+
+
+def _best(col: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest positive scores, best first, ties by position (document order)."""
+    m = len(col)
+    kth = np.partition(col, m - k)[m - k] if k < m else col.min()
+    cand = np.flatnonzero((col >= kth) & (col > 0))  # every document tying with the k-th too
+    return cand[np.lexsort((cand, -col[cand]))[:k]]
+
+
+def _merged(ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A query's term ids sorted, with float32 weights (a repeated term's weights added up)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    w = np.asarray(w, dtype=np.float32)
+    if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+        uniq, inv = np.unique(ids, return_inverse=True)
+        merged = np.zeros(len(uniq), np.float32)
+        np.add.at(merged, inv.reshape(-1), w)
+        ids, w = uniq, merged
+    return ids, w
 
 
 _KERNELS: list[Any] = []

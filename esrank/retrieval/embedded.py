@@ -4,6 +4,7 @@ Layout of an index directory::
 
     documents.jsonl   append-only log of the loaded documents (id, title, text, keyphrases); last version wins
     index/            the BM25 weight matrix and the term vocabulary (bm25s format)
+    index/impact_*.npy the matrix's postings again, each term's in decreasing weight (for the postings budget)
     index/rows.jsonl  id and keyphrases of each row of the matrix
     manifest.json     parameters, the log size the index was built from, the document count
     esrank-index.json the marker: esrank's format name and version, written first and never rewritten
@@ -39,9 +40,9 @@ import numpy as np
 from ..corpus import Document
 from ..errors import BackendError, ConfigError, EsrankError
 from .base import Backend, BulkResult, KeyphraseFrequencies, Neighbour, count_keyphrases
-from .bm25_index import Analyzer, Scorer, bm25_matrix
+from .bm25_index import Analyzer, Scorer, bm25_matrix, impact_order
 from .mappings import EMBEDDED, load_mapping
-from .query import DEFAULT_MAX_TERMS, query_text, top_terms
+from .query import DEFAULT_MAX_TERMS, DEFAULT_POSTINGS_BUDGET, query_text, top_terms
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s logs every index build at DEBUG level
@@ -49,6 +50,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s logs every index b
 LOG_NAME = "documents.jsonl"
 MANIFEST = "manifest.json"
 ROWS = "index/rows.jsonl"  # id and keyphrases of each matrix row
+IMPACT = ("impact_data.npy", "impact_indices.npy")  # in index/: the postings by decreasing weight per term
 FORMAT_VERSION = 1
 MARKER = "esrank-index.json"  # written first, never rewritten: this directory is an esrank embedded index
 MARKER_FORMAT = "esrank-embedded-index"
@@ -78,10 +80,15 @@ class EmbeddedBackend(Backend):
     name = "embedded"
 
     def __init__(self, index: str, path: str | Path | None = None, *,
-                 max_query_terms: int = DEFAULT_MAX_TERMS) -> None:
+                 max_query_terms: int = DEFAULT_MAX_TERMS,
+                 postings_budget: int | None = DEFAULT_POSTINGS_BUDGET) -> None:
         self.index = check_embedded_index_name(index)
         self.path = Path(path) if path is not None else default_index_path(index)
         self.max_query_terms = max_query_terms
+        if postings_budget is not None and postings_budget < 1:
+            raise ConfigError(f"the postings budget must be a positive number of postings, not {postings_budget}")
+        self.postings_budget = postings_budget  # postings a query scores at most (None: all, exhaustive)
+        self._impact: tuple[np.ndarray, np.ndarray] | None = None  # the postings in impact order (data, indices)
         conf = load_mapping(EMBEDDED)
         self.k1 = float(conf["bm25"]["k1"])
         self.b = float(conf["bm25"]["b"])
@@ -233,6 +240,7 @@ class EmbeddedBackend(Backend):
     def close(self) -> None:
         """Drop the matrices from memory (every write was flushed when it happened)."""
         self._retriever = None
+        self._impact = None
         self._scorer_cache = None
         self._idf_cache = None
         self._analyzer = None
@@ -313,7 +321,9 @@ class EmbeddedBackend(Backend):
     def _scorer(self) -> Scorer:
         if self._scorer_cache is None:
             sc = self._retriever.scores
-            self._scorer_cache = Scorer(sc["data"], sc["indices"], sc["indptr"], int(sc["num_docs"]))
+            self._scorer_cache = Scorer(sc["data"], sc["indices"], sc["indptr"], int(sc["num_docs"]),
+                                        budget=self.postings_budget, impact=self._impact)
+        self._scorer_cache.budget = self.postings_budget  # as set now
         return self._scorer_cache
 
     # -- writing ---------------------------------------------------------------------------------
@@ -446,6 +456,7 @@ class EmbeddedBackend(Backend):
         del latest
         data, indices, indptr = bm25_matrix(terms, doc_of, n_docs, len(analyzer.vocab), self.k1, self.b)
         del terms, doc_of
+        impact = impact_order(data, indices, indptr)  # what a query over the postings budget reads
         retriever = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         retriever.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": len(self._rows)}
         retriever.vocab_dict = analyzer.vocab
@@ -455,6 +466,8 @@ class EmbeddedBackend(Backend):
         tmp_dir = self.path / "index.tmp"
         shutil.rmtree(tmp_dir, ignore_errors=True)
         retriever.save(tmp_dir, show_progress=False)
+        for name, arr in zip(IMPACT, impact):
+            np.save(tmp_dir / name, arr)
         with open(tmp_dir / "rows.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(_row_line(doc_id, kps) for doc_id, kps in self._rows)
         shutil.rmtree(index_dir, ignore_errors=True)
@@ -465,12 +478,14 @@ class EmbeddedBackend(Backend):
         _write_atomic(self.path / MANIFEST, json.dumps(manifest, indent=1))
         self._manifest_mtime = (self.path / MANIFEST).stat().st_mtime_ns
         self._retriever = retriever
+        self._impact = impact
         self._scorer_cache = None
         self._idf_cache = None
         self._analyzer = analyzer
         self._opened = True
 
     def _load_matrices(self) -> None:
+        """Load the matrices (an index written before the impact order has its impact order made when needed)."""
         import bm25s
 
         retriever = bm25s.BM25.load(self.path / "index", show_progress=False, verbosity=0)
@@ -480,6 +495,12 @@ class EmbeddedBackend(Backend):
             raise ValueError("the matrices do not match the document rows")
         self._manifest_mtime = (self.path / MANIFEST).stat().st_mtime_ns
         self._retriever = retriever
+        self._impact = None
+        if all((self.path / "index" / name).is_file() for name in IMPACT):
+            i_data, i_indices = (np.load(self.path / "index" / name) for name in IMPACT)
+            if len(i_data) != len(sc["data"]) or len(i_indices) != len(sc["data"]):
+                raise ValueError("the impact-ordered postings do not match the matrix")
+            self._impact = (i_data, i_indices)
         self._scorer_cache = None
         self._idf_cache = None
         self._analyzer = Analyzer(self.stemmer_language, self.stopwords, vocab=retriever.vocab_dict)

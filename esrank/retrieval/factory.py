@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ConfigError
 from .base import Backend
 from .cluster import Cluster, ConnectionConfig, detect_kind
-from .query import DEFAULT_MAX_TERMS
+from .query import DEFAULT_MAX_TERMS, DEFAULT_POSTINGS_BUDGET
 
 BACKENDS = ("auto", "embedded", "elasticsearch", "opensearch")
 
@@ -23,6 +23,7 @@ class BackendOptions:
     connection: ConnectionConfig | None = None
     path: str | Path | None = None
     max_query_terms: int = DEFAULT_MAX_TERMS
+    postings_budget: int | None = DEFAULT_POSTINGS_BUDGET  # embedded index: postings a query scores at most
 
     @classmethod
     def server(cls, index: str, url: str, *, backend: str = "auto", max_query_terms: int = DEFAULT_MAX_TERMS,
@@ -71,7 +72,8 @@ def open_backend(options: BackendOptions, *, create: bool = False, overwrite: bo
     if kind == "embedded":
         from .embedded import EmbeddedBackend
 
-        backend = EmbeddedBackend(options.index, options.path, max_query_terms=options.max_query_terms)
+        backend = EmbeddedBackend(options.index, options.path, max_query_terms=options.max_query_terms,
+                                  postings_budget=options.postings_budget)
     else:
         from .elastic import ElasticBackend
 

@@ -142,11 +142,17 @@ def test_a_read_only_install_compiles_without_a_cache_and_without_warnings(tmp_p
     (pkg / "__pycache__").write_text("not a directory")
     (tmp_path / "home").write_text("not a directory")
     code = ("import numpy as np, bm25_kernels as k\n"
-            "acc = np.zeros((k.workers(), 3), np.float32)\n"
-            "d, s, n = np.zeros((1, 2), np.int64), np.zeros((1, 2), np.float32), np.zeros(1, np.int64)\n"
-            "k.exhaustive(np.array([1., 2.], np.float32), np.array([0, 2], np.int32), np.array([0, 2]), 3,\n"
-            "             np.array([0, 1]), np.array([0]), np.array([1.], np.float32), np.array([2]), acc, d, s, n)\n"
-            "assert d.tolist() == [[2, 0]] and n.tolist() == [2], (d, n)\n")
+            "acc, seen = np.zeros((k.workers(), 3), np.float32), np.zeros((k.workers(), 4), np.int32)\n"
+            "qw = np.zeros((k.workers(), 1), np.float32)\n"
+            "for budget, docs in ((10, [2, 0]), (1, [2])):  # the second cuts: one posting, rescored\n"
+            "    d, s, n, p = (np.zeros((1, 2), np.int64), np.zeros((1, 2), np.float32), np.zeros(1, np.int64),\n"
+            "                  np.zeros(1, np.int64))\n"
+            "    k.anytime(np.array([1., 2.], np.float32), np.array([0, 2], np.int32), np.array([2., 1.], np.float32),\n"
+            "              np.array([2, 0], np.int32), np.array([2.], np.float32), np.array([0, 1]),\n"
+            "              np.array([0, 2]), budget, np.array([1., 2.], np.float32),\n"
+            "              np.array([0, 0], np.int32), np.array([0, 1, 1, 2]), 4, np.array([0, 1]), np.array([0]),\n"
+            "              np.array([1.], np.float32), np.array([2]), acc, seen, qw, d, s, n, p)\n"
+            "    assert d[0, :n[0]].tolist() == docs and p.tolist() == [min(budget, 2)], (d, n, p)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
     env.update(HOME=str(tmp_path / "home" / "user"), XDG_CACHE_HOME=str(tmp_path / "home" / "cache"),
                PYTHONPATH=str(pkg), PYTHONDONTWRITEBYTECODE="1")
