@@ -63,9 +63,9 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
         for r in c.neighbour_ranks:
             if p:
                 agreement[r] = agreement.get(r, 0) + 1
-            held = carried.setdefault(r, [0, 0.0])
-            held[0] += 1
-            held[1] += cos
+            tally = carried.setdefault(r, [0.0, 0.0])
+            tally[0] += 1
+            tally[1] += cos
     stems = prep.stems
     title_joined = title.joined if title is not None else ""
     rows = []
@@ -91,7 +91,7 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
                 agreeing += 1
                 agreed += other
             held, cos_sum = carried[r]
-            others = held - 1  # the neighbour's other keyphrases (leave this one out)
+            others = int(held) - 1  # the neighbour's other keyphrases (leave this one out)
             relevance.append((cos_sum - cos) / others if others else 0.0)
             fit.append(other / others if others else 0.0)
         rows.append((
