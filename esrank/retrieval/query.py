@@ -19,7 +19,7 @@ import numpy as np
 from ..corpus import Document
 
 DEFAULT_MAX_TERMS = 512  # distinct terms per query; well below OpenSearch's default max_clause_count (1024)
-DEFAULT_POSTINGS_BUDGET = 800_000  # postings an embedded-index query scores at most (docs/retrieval.md)
+DEFAULT_POSTINGS_BUDGET = 1_600_000  # postings an embedded-index query scores at most (docs/retrieval.md)
 
 
 def query_text(document: Document) -> str:
