@@ -193,7 +193,8 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
 @click.option("--exclude-self/--include-self", default=True, show_default=True,
               help="Drop a document's own id from its neighbours (when the documents are also in the index).")
 @click.option("--disk-cache", is_flag=True, envvar="ESRANK_DISK_CACHE",
-              help="Keep keyphrase embeddings on disk (per model fingerprint) across runs.")
+              help="Keep keyphrase embeddings on disk (per model fingerprint) across runs; reads the memory-mapped "
+                   "matrix `esrank encode-keyphrases` writes there ($ESRANK_CACHE_DIR or ~/.cache/esrank/embeddings).")
 @input_options
 @cost_options
 def rank_cmd(data: str, **kw: Any) -> None:
@@ -257,12 +258,14 @@ def rank_cmd(data: str, **kw: Any) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 1_000_000), default=4096, show_default=True,
               help="Keyphrases sent to the encoder together.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="ESRANK_CACHE_DIR", default=None,
-              help="Embedding cache directory (default: ~/.cache/esrank/embeddings); `esrank rank --disk-cache` "
-                   "reads it.")
+              help="Embedding cache directory (default: ~/.cache/esrank/embeddings): the SQLite store and the "
+                   "memory-mapped matrix `esrank rank --disk-cache` reads.")
 def encode_keyphrases_cmd(**kw: Any) -> None:
     """Pre-compute the embeddings of every keyphrase of an index into the on-disk cache.
 
-    Afterwards `esrank rank --disk-cache` with the same model never encodes a keyphrase of that index again.
+    The vectors go into the model's SQLite cache, and the whole cache is then written as a matrix file that
+    `esrank rank --disk-cache` memory-maps: with the same model it never encodes a keyphrase of that index again,
+    and a fresh process reads them with no per-keyphrase lookup.
     """
     from ..progress import bar
     from ..ranking.ranker import Ranker
@@ -289,9 +292,11 @@ def encode_keyphrases_cmd(**kw: Any) -> None:
                 ranker.cache.encode(pending)
         st = ranker.cache.stats
         store = ranker.cache.store
+        assert store is not None
+        table = ranker.cache.write_matrix()
         echo_err(f"{len(seen)} distinct keyphrases in '{options.index}': {st.encoded} encoded, "
-                 f"{st.disk_hits + st.memory_hits} already cached; cache {store.path if store else '-'} "
-                 f"holds {len(store) if store else 0}")
+                 f"{st.disk_hits + st.memory_hits + st.matrix_hits} already cached; cache {store.path} "
+                 f"holds {len(store)}, memory-mapped as {table}")
     finally:
         backend.close()
         ranker.close()

@@ -1,5 +1,6 @@
 """The bi-encoder: model loading (offline by default), device and precision choice, and the keyphrase
-embedding cache (an in-memory LRU plus an optional on-disk store keyed by the model's fingerprint)."""
+embedding cache (an in-memory LRU plus an optional on-disk store keyed by the model's fingerprint: the SQLite
+cache and the memory-mapped matrix `esrank encode-keyphrases` writes, see ``keyphrase_matrix``)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .keyphrase_matrix import KeyphraseMatrix, write_matrix
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, "", "default", DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower()}
@@ -289,6 +291,16 @@ class DiskStore:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
 
+    def iter_chunks(self, size: int = 8192) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Every stored (phrase, vector), in storage order, as (phrases, (n, dim) float32) chunks."""
+        cursor = self._db.execute("SELECT phrase, vec FROM emb ORDER BY rowid")
+        while True:
+            part = cursor.fetchmany(size)
+            if not part:
+                return
+            vectors = np.frombuffer(b"".join(blob for _, blob in part), dtype=np.float32).reshape(len(part), self.dim)
+            yield [phrase for phrase, _ in part], vectors
+
     def close(self) -> None:
         """Close the database."""
         self._db.close()
@@ -296,30 +308,37 @@ class DiskStore:
 
 @dataclass
 class CacheStats:
-    """Where keyphrase embeddings came from: memory, disk, or a fresh encoding."""
+    """Where keyphrase embeddings came from: memory, the SQLite cache on disk, the memory-mapped matrix, or a
+    fresh encoding."""
 
     memory_hits: int = 0
     disk_hits: int = 0
     encoded: int = 0
+    matrix_hits: int = 0
 
     @property
     def lookups(self) -> int:
         """All distinct-per-call phrase lookups."""
-        return self.memory_hits + self.disk_hits + self.encoded
+        return self.memory_hits + self.disk_hits + self.matrix_hits + self.encoded
 
     @property
     def hit_rate(self) -> float:
         """Share of lookups served without encoding."""
-        return (self.memory_hits + self.disk_hits) / self.lookups if self.lookups else 0.0
+        return (self.memory_hits + self.disk_hits + self.matrix_hits) / self.lookups if self.lookups else 0.0
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
-        return {"memory_hits": self.memory_hits, "disk_hits": self.disk_hits, "encoded": self.encoded,
-                "hit_rate": round(self.hit_rate, 4)}
+        return {"memory_hits": self.memory_hits, "disk_hits": self.disk_hits, "matrix_hits": self.matrix_hits,
+                "encoded": self.encoded, "hit_rate": round(self.hit_rate, 4)}
 
 
 class EmbeddingCache:
-    """Keyphrase embeddings of one encoder: LRU in memory, optional disk store; each phrase encoded once."""
+    """Keyphrase embeddings of one encoder: LRU in memory, optional disk store; each phrase encoded once.
+
+    With ``disk``, phrases are looked up first in the model's memory-mapped matrix (when `esrank
+    encode-keyphrases` wrote one), then in memory, then in the SQLite cache; only the rest are encoded (and
+    stored in SQLite).
+    """
 
     def __init__(self, encoder: Encoder, *, capacity: int = 200_000, disk: bool | str | os.PathLike[str] = False,
                  batch_size: int = 512) -> None:
@@ -330,9 +349,12 @@ class EmbeddingCache:
         self.stats = CacheStats()
         self._lru: OrderedDict[str, np.ndarray] = OrderedDict()
         self.store: DiskStore | None = None
+        self.matrix: KeyphraseMatrix | None = None
+        self.root: Path | None = None
         if disk:
-            root = default_cache_dir() if disk is True else Path(disk)
-            self.store = DiskStore(root / f"{encoder.fingerprint}.sqlite", encoder.dim)
+            self.root = default_cache_dir() if disk is True else Path(disk)
+            self.store = DiskStore(self.root / f"{encoder.fingerprint}.sqlite", encoder.dim)
+            self.matrix = KeyphraseMatrix.open(self.root, encoder.fingerprint, encoder.dim)
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -345,14 +367,28 @@ class EmbeddingCache:
 
     def encode(self, phrases: Sequence[str]) -> torch.Tensor:
         """(n, dim) embeddings of the phrases, in order; only never-seen phrases reach the model."""
+        if self.matrix is not None and phrases:
+            rows = self.matrix.rows_of(phrases)
+            if rows.min() >= 0:  # all in the matrix: one gather from the mapped file
+                self.stats.matrix_hits += int(np.unique(rows).size)
+                return torch.from_numpy(np.take(self.matrix.matrix, rows, axis=0))
         unique = list(dict.fromkeys(phrases))
         found: dict[str, np.ndarray] = {}
+        if self.matrix is not None and unique:  # some in the matrix (not kept in the LRU: they are mapped)
+            rows = self.matrix.rows_of(unique)
+            hit = np.flatnonzero(rows >= 0)
+            for i, vec in zip(hit.tolist(), np.take(self.matrix.matrix, rows[hit], axis=0)):
+                found[unique[i]] = vec
+            self.stats.matrix_hits += len(hit)
+        from_matrix = len(found)
         for p in unique:
+            if p in found:
+                continue
             v = self._lru.get(p)
             if v is not None:
                 self._lru.move_to_end(p)
                 found[p] = v
-        self.stats.memory_hits += len(found)
+        self.stats.memory_hits += len(found) - from_matrix
         missing = [p for p in unique if p not in found]
         if missing and self.store is not None:
             from_disk = self.store.get_many(missing)
@@ -373,6 +409,16 @@ class EmbeddingCache:
         if not phrases:
             return torch.zeros(0, self.encoder.dim)
         return torch.from_numpy(np.stack([found[p] for p in phrases]))
+
+    def write_matrix(self) -> Path:
+        """Write every vector of the SQLite cache as the model's memory-mapped matrix and key table (atomically;
+        see ``keyphrase_matrix``), then read from it; returns the key table's path."""
+        if self.store is None or self.root is None:
+            raise ValueError("the keyphrase matrix is written from a disk cache (disk=True or a directory)")
+        path = write_matrix(self.root, self.encoder.fingerprint, self.encoder.dim, len(self.store),
+                            self.store.iter_chunks())
+        self.matrix = KeyphraseMatrix.open(self.root, self.encoder.fingerprint, self.encoder.dim)
+        return path
 
     def close(self) -> None:
         """Close the disk store, if any."""
