@@ -28,6 +28,13 @@ class NullTracker:
 NULL_TRACKER = NullTracker()
 
 
+def exclusive_stages(tracker: StageTracker | None) -> bool:
+    """Whether the tracker needs its stages run one at a time, never overlapping (a tracker that meters energy
+    per stage says so with a true ``exclusive`` attribute): the ranking pipeline then does not overlap retrieval
+    with encoding."""
+    return bool(getattr(tracker, "exclusive", False))
+
+
 def stage(tracker: StageTracker | None, name: str, items: int = 0, **extra: Any) -> ContextManager[Any]:
     """``tracker.stage(name, items=items, **extra)``, or a no-op when there is no tracker."""
     return (tracker if tracker is not None else NULL_TRACKER).stage(name, items=items, **extra)

@@ -127,6 +127,13 @@ class CostTracker:
         return isinstance(self.meter, CarbonMeter)
 
     @property
+    def exclusive(self) -> bool:
+        """Whether stages must not overlap: true when energy is metered, since a stage's kWh is read off the
+        process's meter over the stage's interval (``esrank.stages.exclusive_stages``; the ranking pipeline then
+        retrieves and encodes one after the other, see docs/cost.md)."""
+        return self.carbon
+
+    @property
     def log_file(self) -> Path | None:
         """The JSONL file records are appended to (None when not logging)."""
         return self.log_dir / "cost.jsonl" if self.log_dir is not None else None
