@@ -16,6 +16,19 @@ truncated to 512 tokens.
 
 ``--ranker embedded`` times esrank's ranker (neighbours from an embedded bm25s index of the sample corpus,
 candidates ranked with all-MiniLM-L6-v2, a cold keyphrase-embedding cache in every run).
+
+``--data DIR`` takes the documents from ``DIR/test.jsonl`` (acm-dev: real abstracts, not extended) and
+``--ranker e2e`` times `esrank rank` at its defaults as ``bench_rank_e2e.py`` sets it up (its ``build_setup``): the
+20k training documents in an embedded index, k = 50, the mix model fitted on the validation share, the OpenVINO int8
+export (``OpenVINO fp32`` in ``--ranker-runtimes`` adds the exact export), the keyphrase cache filled as
+`esrank encode-keyphrases` fills it; the first ``--ranker-docs`` test documents (BART: the first ``--docs`` of them)
+ranked with each of ``--ranker-runtimes``, and with each of ``--cold`` on an empty keyphrase cache at every run (the
+first ``--cold-docs``), all interleaved round-robin with BART:
+
+    python3 bench/bench_bart.py --data ../shared/data/acm-dev --ranker e2e --docs 16 --ranker-docs 256 \
+        --precisions fp32,bf16:8 --max-target-length 0 --ranker-runtimes "OpenVINO int8,OpenVINO fp32,torch fp32" \
+        --cold "torch fp32"
+
 ``--ranker MODULE:FUNCTION`` names any other callable taking ``list[Document]`` (it must do all the per-document work
 of ranking, e.g. retrieval + encoding + scoring); it is timed on the same documents in the same run, and the
 ratio ranker docs/s ÷ BART docs/s is printed.
@@ -23,6 +36,7 @@ ratio ranker docs/s ÷ BART docs/s is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import platform
@@ -102,6 +116,11 @@ class Timing:
     def best(self) -> float:
         """Docs/s of the fastest run."""
         return self.docs / min(self.seconds)
+
+    @property
+    def slowest(self) -> float:
+        """Docs/s of the slowest run (the min)."""
+        return self.docs / max(self.seconds)
 
     @property
     def median(self) -> float:
@@ -217,56 +236,151 @@ def machine_facts() -> str:
             f"transformers {transformers.__version__}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
 
 
+def e2e_rankers(data: Path, root: Path, docs: Sequence[Document], *, threads: int, runtimes: Sequence[str],
+                cold: Sequence[str], cold_docs: int, stack: contextlib.ExitStack,
+                index_docs: int = 20_000) -> dict[str, tuple[int, Callable[..., Any]]]:
+    """`esrank rank` at its defaults (bench_rank_e2e's setup under ``root``): each runtime with the keyphrase cache
+    filled, on ``docs``; each ``cold`` runtime with an empty cache at every run, on the first ``cold_docs``."""
+    from bench.bench_rank_e2e import OPENVINO_FP32, build_setup
+    from esrank.ranking.encoder import EmbeddingCache
+    from esrank.ranking.pipeline import rank_documents
+    from esrank.ranking.ranker import Ranker
+
+    setup = build_setup(root, data, index_docs=index_docs, test_docs=0, threads=threads,
+                        openvino_fp32=OPENVINO_FP32 in [*runtimes, *cold])
+    stack.callback(setup.backend.close)
+    k = setup.settings.k
+
+    def runner(make: Callable[[], Ranker], part: Sequence[Document]) -> Callable[..., None]:
+        def run(some: Sequence[Document] = part) -> None:  # some: a warm-up on fewer documents
+            n = sum(1 for _ in rank_documents(some, setup.backend, make(), setup.settings, desc="ranking"))
+            assert n == len(some)
+        return run
+
+    def same(r: Ranker) -> Callable[[], Ranker]:
+        return lambda: r
+
+    def fresh(label: str) -> Callable[[], Ranker]:
+        encoder = setup.ranker(label, warm=False).encoder
+        return lambda: Ranker(encoder, EmbeddingCache(encoder))
+
+    out: dict[str, tuple[int, Callable[..., Any]]] = {}
+    for label in runtimes:
+        ranker = setup.ranker(label)
+        stack.callback(ranker.close)
+        out[f"ranker {label}, k = {k}, warm cache"] = (len(docs), runner(same(ranker), docs))
+    for label in cold:
+        part = docs[:cold_docs]
+        out[f"ranker {label}, k = {k}, empty cache"] = (len(part), runner(fresh(label), part))
+    print(f"setup: {len(setup.train)} indexed, {len(setup.validation)} validation (mix fit), "
+          f"{len(setup.phrases)} keyphrases cached; " + ", ".join(f"{n} {s:.0f} s" for n, s in setup.times.items())
+          + "; export checks, speed-up on torch fp32: "
+          + ", ".join(f"{n} {x:.2f}x" for n, x in setup.export_speedups.items()))
+    return out
+
+
 def main() -> None:
     """Print docs/s of BART-KP generation (fp32 and bf16) and, with --ranker, the ranker/BART ratio."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--docs", type=int, default=16)
-    ap.add_argument("--words", type=int, default=180)
+    ap.add_argument("--docs", type=int, default=16, help="BART documents (the first of --ranker-docs with --data)")
+    ap.add_argument("--words", type=int, default=180, help="sample documents extended to this length (no --data)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="take the documents from DATA/test.jsonl (e.g. ../shared/data/acm-dev) as they are")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--precisions", default="fp32,bf16",
+                    help="BART precisions, each PRECISION[:DOCS] (DOCS: time it on the first DOCS documents only)")
+    ap.add_argument("--target-tokens", type=int, default=0,
+                    help="generated tokens per document (0: the mean One2Seq target length of the sample corpus)")
     ap.add_argument("--max-target-length", type=int, default=128,
-                    help="Also time this fixed length (the ceiling); 0 skips it.")
+                    help="Also time this fixed length (default: the ceiling); 0 skips it.")
     ap.add_argument("--ceiling-precisions", default="fp32", help="Precisions timed at --max-target-length.")
     ap.add_argument("--ceiling-docs", type=int, default=4, help="Documents timed at --max-target-length.")
     ap.add_argument("--ranker", default=None,
-                    help="'embedded' (esrank: bm25s neighbours from the sample corpus + all-MiniLM-L6-v2), or "
+                    help="'embedded' (esrank: bm25s neighbours from the sample corpus + all-MiniLM-L6-v2), 'e2e' "
+                         "(with --data: `esrank rank` at its defaults, bench_rank_e2e's setup), or "
                          "MODULE:FUNCTION taking list[Document]; timed on the same documents, interleaved.")
+    ap.add_argument("--ranker-docs", type=int, default=512, help="--ranker e2e: test documents ranked per run")
+    ap.add_argument("--ranker-runtimes", default="OpenVINO int8,torch fp32",
+                    help="--ranker e2e: runtimes timed with the keyphrase cache filled (bench_rank_e2e's labels, "
+                         "and 'OpenVINO fp32')")
+    ap.add_argument("--cold", default="", help="--ranker e2e: runtimes also timed with an empty keyphrase cache")
+    ap.add_argument("--cold-docs", type=int, default=64, help="--ranker e2e: documents of the empty-cache runs")
+    ap.add_argument("--index-docs", type=int, default=20_000, help="--ranker e2e: training documents indexed")
     args = ap.parse_args()
+    if args.ranker == "e2e" and args.data is None:
+        ap.error("--ranker e2e needs --data")
     torch.set_num_threads(args.threads)
-    docs = realistic_docs(args.docs, args.words)
-    typical = mean_target_tokens(list(read_documents(sample_corpus_path())))
+    if args.data is not None:
+        test = list(read_documents(args.data / "test.jsonl"))
+        docs = test[:args.docs]
+        ranker_docs = test[:max(args.ranker_docs, args.docs)]
+        source = f"the first {len(docs)} documents of {args.data.name}/test.jsonl"
+    else:
+        docs = ranker_docs = realistic_docs(args.docs, args.words)
+        source = f"{len(docs)} sample documents extended to {args.words} words"
+    typical = args.target_tokens or mean_target_tokens(list(read_documents(sample_corpus_path())))
     model = random_bart_base()
     print(machine_facts())
-    print(f"{len(docs)} documents of {args.words} words, beams 5, 5 returned, batch {args.batch_size}, "
-          f"{args.repeats} repeats")
+    print(f"BART: {source}, beams 5, 5 returned, batch {args.batch_size}, {typical} generated tokens (the documents' "
+          f"own mean One2Seq target: {mean_target_tokens(docs)}), {args.repeats} repeats, {args.threads} threads")
     runners: dict[str, tuple[int, Callable[[], Any]]] = {}
-    for p in args.precisions.split(","):
-        runners[f"bart {p} {typical} tokens"] = (len(docs), bart_runner(
-            docs, p, model=model, target_tokens=typical, batch_size=args.batch_size))
+    precisions = {}
+    for spec in args.precisions.split(","):
+        p, _, n = spec.partition(":")
+        precisions[p] = docs[:int(n)] if n else docs
+    for p, part in precisions.items():
+        runners[f"bart {p} {typical} tokens"] = (len(part), bart_runner(
+            part, p, model=model, target_tokens=typical, batch_size=args.batch_size))
     if args.max_target_length:
         sub = docs[:args.ceiling_docs]
         for p in args.ceiling_precisions.split(","):
             runners[f"bart {p} {args.max_target_length} tokens"] = (len(sub), bart_runner(
                 sub, p, model=model, target_tokens=args.max_target_length, batch_size=args.batch_size))
-    for p in args.precisions.split(","):  # short warm-up: first-call allocations and kernel selection
+    for p in precisions:  # short warm-up: first-call allocations and kernel selection
         bart_runner(docs[:1], p, model=model, target_tokens=4)()
-    if args.ranker:
-        tmp = tempfile.TemporaryDirectory(prefix="esrank-bench-")
-        ranker = _load_callable(args.ranker, Path(tmp.name) / "index")
-        ranker(list(docs[:2]))  # warm-up: model loading, caches
-        runners[f"ranker {args.ranker}"] = (len(docs), lambda: ranker(list(docs)))
-    results = time_interleaved(runners, args.repeats, warmup=False, verbose=True)
+    with contextlib.ExitStack() as stack:
+        heap: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if args.ranker == "e2e":
+            from esrank.commands.common import settled_heap
+
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="esrank-bench-"))
+            split = [x for x in args.ranker_runtimes.split(",") if x], [x for x in args.cold.split(",") if x]
+            for name, (n, fn) in e2e_rankers(args.data, Path(tmp), ranker_docs, threads=args.threads,
+                                             runtimes=split[0], cold=split[1], cold_docs=args.cold_docs, stack=stack,
+                                             index_docs=args.index_docs).items():
+                fn(ranker_docs[:16])  # warm-up: first-call allocations, compiled kernels
+                runners[name] = (n, fn)
+            heap = settled_heap()  # as `esrank rank` does around its ranking loop (BART gains from it too, if at all)
+        elif args.ranker:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="esrank-bench-"))
+            ranker = _load_callable(args.ranker, Path(tmp) / "index")
+            ranker(list(docs[:2]))  # warm-up: model loading, caches
+            runners[f"ranker {args.ranker}"] = (len(docs), lambda: ranker(list(docs)))
+        with heap:
+            results = time_interleaved(runners, args.repeats, warmup=False, verbose=True)
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} at the end")
     for name, t in results.items():
-        print(f"{name:<40} {t.docs:>3} docs: best {t.best:.3f} docs/s, median {t.median:.3f} docs/s, "
+        print(f"{name:<48} {t.docs:>3} docs: min {t.slowest:.3f} docs/s, median {t.median:.3f} docs/s, "
+              f"best {t.best:.3f} docs/s, "
               f"{t.per_cpu_second:.3f} docs/CPU-s  (runs {', '.join(f'{s:.1f}' for s in t.seconds)} s)")
-    if args.ranker:
-        r = results[f"ranker {args.ranker}"]
-        for name, t in results.items():
-            if name.startswith("bart"):
-                print(f"ratio ranker / {name}: best {r.best / t.best:.1f}x, median {r.median / t.median:.1f}x, "
-                      f"per CPU-second {r.per_cpu_second / t.per_cpu_second:.1f}x")
+    rankers = {n: t for n, t in results.items() if n.startswith("ranker")}
+    barts = {n: t for n, t in results.items() if n.startswith("bart")}
+    for rn, r in rankers.items():
+        for bn, t in barts.items():
+            print(f"ratio {rn} / {bn}: min {r.slowest / t.slowest:.1f}x, median {r.median / t.median:.1f}x, "
+                  f"best {r.best / t.best:.1f}x, per CPU-second {r.per_cpu_second / t.per_cpu_second:.1f}x")
+    if rankers and barts:
+        warm = {n: t for n, t in rankers.items() if "empty cache" not in n} or rankers
+        best_r = max(warm, key=lambda n: warm[n].median)
+        best_b = max((n for n in barts if f" {typical} tokens" in n), key=lambda n: barts[n].median, default=None)
+        if best_b is not None:
+            r, b = warm[best_r], barts[best_b]
+            print(f"best ranker / best BART ({best_r} / {best_b}): median {r.median / b.median:.1f}x, "
+                  f"min {r.slowest / b.slowest:.1f}x, best {r.best / b.best:.1f}x, "
+                  f"per CPU-second {r.per_cpu_second / b.per_cpu_second:.1f}x")
 
 
 if __name__ == "__main__":
