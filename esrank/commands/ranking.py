@@ -13,11 +13,12 @@ from .retrieval import backend_options, backend_options_from
 
 # esrank.ranking.losses.LOSS_NAMES, repeated so that the CLI starts without importing torch (a test keeps them equal)
 LOSS_CHOICES = ("masked-mnr", "mnr", "multilabel-supcon")
-# esrank.ranking.pipeline.{METHODS, DEFAULT_K, DEFAULT_METHOD} and esrank.ranking.mix.VALIDATION_SHARE, repeated for
+# esrank.ranking.pipeline.{METHODS, DEFAULT_K, DEFAULT_METHOD, DEFAULT_BATCH} and esrank.ranking.mix.VALIDATION_SHARE, repeated for
 # the same reason (a test keeps them equal)
 METHOD_CHOICES = ("vote", "model", "mix")
 DEFAULT_K = 50
 DEFAULT_METHOD = "mix"
+DEFAULT_BATCH = 256
 VALIDATION_SHARE = 0.1
 
 
@@ -188,8 +189,9 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
               help="Controlled vocabulary (JSON) whose matches join the candidates with --candidates ...,vocabulary.")
 @click.option("--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True,
               help="Language of the documents for thesaurus matching.")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=64, show_default=True,
-              help="Documents retrieved and encoded together.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=DEFAULT_BATCH, show_default=True,
+              help="Documents retrieved and ranked together; their encoding is sorted by length across the batch "
+                   "(encoded 32 at a time on the CPU), so a wider batch pads less.")
 @click.option("--exclude-self/--include-self", default=True, show_default=True,
               help="Drop a document's own id from its neighbours (when the documents are also in the index).")
 @click.option("--disk-cache", is_flag=True, envvar="ESRANK_DISK_CACHE",

@@ -3,6 +3,7 @@
 (``retrieval.factory.open_backend`` + ``ranking.ranker.Ranker`` + ``ranking.pipeline.rank_documents``)."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import threading
@@ -15,7 +16,7 @@ from ..predictions import Prediction, ScoredPhrase
 from ..retrieval.base import Backend
 from ..retrieval.factory import BackendOptions, open_backend
 from .mix import resolve_mix
-from .pipeline import DEFAULT_METHOD, METHODS, RankSettings, rank_documents
+from .pipeline import DEFAULT_BATCH, DEFAULT_METHOD, METHODS, RankSettings, rank_documents
 from .ranker import Ranker, RankStats
 
 # what predict() takes: "title. abstract" as one string, a mapping {id?, title, text|abstract}, or a Document
@@ -56,7 +57,7 @@ class KeyphraseRanker:
     @classmethod
     def open(cls, index: str, model: str | os.PathLike[str] | None = None, *, url: str | None = None,
              path: str | os.PathLike[str] | None = None, backend: str = "auto", method: str = DEFAULT_METHOD,
-             mix_weight: float | None = None, k: int | None = None, top_n: int | None = None, batch_size: int = 64, exclude_self: bool = True,
+             mix_weight: float | None = None, k: int | None = None, top_n: int | None = None, batch_size: int = DEFAULT_BATCH, exclude_self: bool = True,
              device: str = "auto", precision: str = "auto", threads: int | None = None,
              max_doc_tokens: int | None = None, disk_cache: bool | str | os.PathLike[str] = False,
              api_key: str | None = None, username: str | None = None, password: str | None = None,
@@ -126,8 +127,10 @@ class KeyphraseRanker:
         """Predictions for documents (ids kept), through the one ranking path; yields in input order."""
         if self._closed:
             raise ConfigError("this KeyphraseRanker is closed")
-        return rank_documents(documents, self.backend, self.ranker, self.settings, stats=self.vote_stats,
-                              desc="ranking")
+        settings = self.settings
+        if isinstance(documents, Sequence) and len(documents) <= settings.batch_size:
+            settings = dataclasses.replace(settings, overlap=False)  # one batch (a service request): nothing to overlap
+        return rank_documents(documents, self.backend, self.ranker, settings, stats=self.vote_stats, desc="ranking")
 
     def predict(self, doc: DocumentLike) -> list[ScoredPhrase]:
         """Ranked keyphrases (phrase, score, PRMU category) of one document, best first."""

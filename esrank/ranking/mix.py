@@ -18,6 +18,7 @@ model card (``esrank_card.json``, key ``"mix"``):
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -101,16 +102,23 @@ class MixModel:
         document's ``esrank.text.prepare`` form, when the caller has it)."""
         import numpy as np
 
-        from .features import FEATURES, candidate_features
+        from .features import candidate_features
 
         x, present = candidate_features(doc, pool, cosines, prepared)
-        x = x[:, [FEATURES.index(f) for f in self.features]]
+        x = x[:, self._columns]
         z = np.empty(len(x))
         if present.any():
             z[present] = self.present.logits(x[present])
         if (~present).any():
             z[~present] = self.absent.logits(x[~present])
         return (1.0 / (1.0 + np.exp(-z))).tolist()
+
+    @functools.cached_property
+    def _columns(self) -> list[int]:
+        """The model's features as columns of ``candidate_features``."""
+        from .features import FEATURES
+
+        return [FEATURES.index(f) for f in self.features]
 
     def to_json(self) -> dict[str, Any]:
         """The card's "mix" → "model" entry."""

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 
 
+# Documents retrieved and ranked together. The batch is also the window their encoding is sorted by length in
+# (``Encoder.encode_documents``): a wider window pads less (acm-dev: 6% extra tokens at 256, 18% at 64).
+DEFAULT_BATCH = 256
+
+
 @dataclass
 class RankSettings:
     """How documents are ranked: neighbours k, output size (None: every candidate), batch size, self-exclusion,
@@ -41,7 +46,7 @@ class RankSettings:
 
     k: int = DEFAULT_K
     top_n: int | None = None
-    batch_size: int = 64
+    batch_size: int = DEFAULT_BATCH
     exclude_self: bool = True
     sources: tuple[str, ...] = ("neighbours",)
     method: str = DEFAULT_METHOD

@@ -115,30 +115,30 @@ STRIDE = 64  # the impact-ordered postings are sampled every STRIDE positions of
 
 
 @_jit()
+def _first_under(values: np.ndarray, offset: int, lo: int, hi: int, w: float, tau: float) -> int:
+    """The first m in [lo, hi) whose ``values[offset + m] · w`` is below ``tau`` (hi if none), by bisection: the
+    values are in non-increasing order there."""
+    while lo < hi:
+        m = (lo + hi) // 2
+        if values[offset + m] * w >= tau:
+            lo = m + 1
+        else:
+            hi = m
+    return lo
+
+
+@_jit()
 def _first_below(data: np.ndarray, samples: np.ndarray, start: int, s_start: int, a: int, b: int, w: float,
                  tau: float) -> int:
     """The first position in [a, b) of a term's impact-ordered postings (from ``start``; its samples from
     ``s_start``) whose contribution ``data · w`` is below ``tau`` (b if none): first among the term's samples,
     which are few and stay in cache, then within one stride of the postings."""
-    m_lo = (a + STRIDE - 1) // STRIDE  # the samples at positions in [a, b)
-    m_first = m_lo
-    m_hi = (b + STRIDE - 1) // STRIDE
-    while m_lo < m_hi:
-        m = (m_lo + m_hi) // 2
-        if samples[s_start + m] * w >= tau:
-            m_lo = m + 1
-        else:
-            m_hi = m
-    if m_lo > m_first:  # the sample before is still at or above tau
-        a = max(a, (m_lo - 1) * STRIDE + 1)
-    b = min(b, m_lo * STRIDE)  # the sample at m_lo (if any) is below tau
-    while a < b:
-        m = (a + b) // 2
-        if data[start + m] * w >= tau:
-            a = m + 1
-        else:
-            b = m
-    return a
+    m_first = (a + STRIDE - 1) // STRIDE  # the samples at positions in [a, b)
+    m = _first_under(samples, s_start, m_first, (b + STRIDE - 1) // STRIDE, w, tau)
+    if m > m_first:  # the sample before is still at or above tau
+        a = max(a, (m - 1) * STRIDE + 1)
+    b = min(b, m * STRIDE)  # the sample at m (if any) is below tau
+    return _first_under(data, start, a, b, w, tau)
 
 
 @_jit()

@@ -231,3 +231,22 @@ def test_documents_are_never_lost_between_batches(index, encoder):
     docs = [Document(f"d{i}", f"title {i} neural networks", "deep learning for keyphrase ranking") for i in range(9)]
     preds = list(rank_documents(docs, index, Ranker(encoder), _settings()))
     assert [p.id for p in preds] == [d.id for d in docs]
+
+
+def test_a_request_of_one_batch_is_ranked_without_a_thread(corpus, index, encoder):
+    """KeyphraseRanker (the library and `esrank serve`): a request that fits one batch has nothing to overlap, so
+    it is retrieved in the caller's thread; a longer one, or a stream, still overlaps."""
+    from esrank.ranking.api import KeyphraseRanker
+
+    test = corpus[1]
+    watched = Watched(index)
+    kr = KeyphraseRanker(watched, Ranker(encoder), _settings(), index="overlap", model=None, method="mix")
+    one = kr.rank_all(test[:BATCH])
+    assert [p.id for p in one] == [d.id for d in test[:BATCH]]
+    assert [name for name, _ in watched.calls] == [threading.current_thread().name]
+    watched.calls.clear()
+    kr.rank_all(test[:BATCH + 1])
+    assert [name for name, _ in watched.calls] == ["esrank-retrieval"] * 2
+    watched.calls.clear()
+    list(kr.rank(iter(test[:BATCH])))
+    assert [name for name, _ in watched.calls] == ["esrank-retrieval"]

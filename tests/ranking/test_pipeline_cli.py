@@ -195,4 +195,5 @@ def test_cli_constants_match_the_library():
 
     assert cli.METHOD_CHOICES == pipeline.METHODS
     assert (cli.DEFAULT_K, cli.DEFAULT_METHOD) == (pipeline.DEFAULT_K, pipeline.DEFAULT_METHOD)
+    assert cli.DEFAULT_BATCH == pipeline.DEFAULT_BATCH == pipeline.RankSettings().batch_size
     assert cli.VALIDATION_SHARE == mix.VALIDATION_SHARE

@@ -283,3 +283,35 @@ def test_retrieved_neighbours_serve_smaller_k_from_one_retrieval(tmp_path):
     cached.neighbours(queries[:2], 30, exclude[:2])  # beyond k_max: asked again
     assert cached.retrieved == 10
     cached.close()
+
+
+def test_documents_are_encoded_in_length_sorted_batches_of_the_whole_window(encoder):
+    """`esrank rank` hands the encoder a window of --batch-size documents: they are sorted by length across the
+    window and encoded CPU_DOCUMENT_BATCH at a time, so a batch holds documents of similar lengths; the embeddings
+    are each document's own, whatever the window (same as encoding it alone)."""
+    from esrank.ranking.encoder import CPU_DOCUMENT_BATCH
+
+    words = "segmentation of brain tumours with convolutional networks trained on magnetic resonance images".split()
+    texts = [" ".join(words[: 1 + (i * 7) % len(words)] * (1 + i % 5)) for i in range(3 * CPU_DOCUMENT_BATCH + 5)]
+    shapes: list[tuple[int, int]] = []
+    module = encoder.model[0].auto_model.embeddings  # called once per forward pass, on the padded batch
+
+    def record(mod, args, kwargs):
+        shapes.append(tuple((kwargs.get("input_ids") if "input_ids" in kwargs else args[0]).shape))
+    hook = module.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        window = encoder.encode_documents(texts)
+    finally:
+        hook.remove()
+    assert encoder.document_batch_size == CPU_DOCUMENT_BATCH
+    assert [rows for rows, _ in shapes] == [CPU_DOCUMENT_BATCH] * 3 + [5]
+    def padded_tokens(lengths: list[int]) -> int:  # batches in this order, each padded to its longest
+        return sum(max(lengths[i:i + CPU_DOCUMENT_BATCH]) * len(lengths[i:i + CPU_DOCUMENT_BATCH])
+                   for i in range(0, len(lengths), CPU_DOCUMENT_BATCH))
+
+    lengths = [len(encoder.model.tokenizer(t)["input_ids"]) for t in texts]
+    padded = sum(rows * cols for rows, cols in shapes)
+    # sorted across the window (by characters, as sentence-transformers sorts: close to the token order)
+    assert padded <= 1.02 * padded_tokens(sorted(lengths, reverse=True)) < padded_tokens(lengths)
+    alone = torch.cat([encoder.encode_documents([t]) for t in texts[:6]])
+    assert torch.nn.functional.cosine_similarity(window[:6], alone).min() > 0.9999
