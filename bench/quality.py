@@ -93,6 +93,8 @@ def baselines_of(name: str, k: int) -> list[tuple[str, str]]:
         return []
     if name == zero:
         return [(vote, "†")]
+    if name.endswith(f" mix + profiles k={k}"):  # also against the same encoder's mix model without profiles
+        return [(vote, "†"), (zero, "‡"), (name.replace(" + profiles", ""), "§")]
     return [(vote, "†"), (zero, "‡")]
 
 
@@ -157,6 +159,8 @@ def main() -> None:
     ap.add_argument("--hard-negatives", type=int, default=0,
                     help="also fine-tune with this many neighbour-pool hard negatives per pair (0: skip)")
     ap.add_argument("--skip-fine-tune", action="store_true", help="vote, zero-shot and zero-shot mix only")
+    ap.add_argument("--profiles", action="store_true",
+                    help="also the mix model with keyphrase profiles (every indexed document encoded once per encoder)")
     ap.add_argument("--rounds", type=int, default=10_000, help="randomisation rounds of the paired tests")
     ap.add_argument("--out", default="docs/benchmarks/quality.md", help="markdown report ('' for none)")
     args = ap.parse_args()
@@ -193,6 +197,12 @@ def main() -> None:
                     cached.neighbours(batch, max(ks), [{d.id} for d in batch])
 
         def run(model_name: str, ranker: Ranker | None) -> None:
+            profiles = None
+            if ranker is not None and args.profiles:
+                from esrank.ranking.profiles import KeyphraseProfiles
+
+                with clock.stage(f"keyphrase profiles: {model_name}"):
+                    profiles = KeyphraseProfiles.build(ranker.encoder, indexed, total=len(indexed))
             for k in ks:
                 name = f"{model_name} k={k}"
                 with clock.stage(f"ranking: {model_name}"):
@@ -205,13 +215,22 @@ def main() -> None:
                 with clock.stage(f"mix fit: {model_name}"):
                     fit = fit_mix(validation, cached, ranker, score_document, k=k, batch_size=128)
                 fits[f"{model_name} mix k={k}"] = fit
-                for label, mix_model in (("linear mix", None), ("mix", fit.model)):
+                runs = [("linear mix", fit, None), ("mix", fit, fit.model)]
+                if profiles is not None:
+                    ranker.profiles = profiles
+                    with clock.stage(f"mix fit: {model_name} + profiles"):
+                        fit_p = fit_mix(validation, cached, ranker, score_document, k=k, batch_size=128)
+                    fits[f"{model_name} mix + profiles k={k}"] = fit_p
+                    runs.append(("mix + profiles", fit_p, fit_p.model))
+                for label, with_fit, mix_model in runs:
                     name = f"{model_name} {label} k={k}"
+                    ranker.profiles = profiles if label == "mix + profiles" else None
                     with clock.stage(f"ranking: {model_name} {label}"):
-                        mixed = RankSettings(k=k, top_n=None, batch_size=128, method="mix", mix_weight=fit.weight,
-                                             mix_model=mix_model)
+                        mixed = RankSettings(k=k, top_n=None, batch_size=128, method="mix",
+                                             mix_weight=with_fit.weight, mix_model=mix_model)
                         systems[name] = rank_all(name, test, cached, ranker, mixed)
                     systems_at[k].append(name)
+                ranker.profiles = None
             if ranker is not None:
                 print(f"{model_name}: {ranker.stats.summary()}", file=sys.stderr, flush=True)
 
@@ -274,7 +293,8 @@ def main() -> None:
         + f"{len(test)} test documents ranked, every "
         "candidate kept. Macro averages ×100 over the test documents (present F1@Q over documents with present "
         "gold, absent R@Q over documents with absent gold; F1@5/F1@10 over all gold).",
-        "† significantly above the vote of the same k, ‡ significantly above zero-shot of the same k "
+        "† significantly above the vote of the same k, ‡ significantly above zero-shot of the same k, "
+        "§ (mix + profiles) significantly above the same encoder's mix model without keyphrase profiles "
         f"(paired randomisation test, {args.rounds} rounds, p < 0.05).",
         "",
         table,

@@ -382,6 +382,11 @@ def open_run(options: BackendOptions, settings: EnrichSettings, method: str, mod
         weight, mix_model, note = resolve_mix(method, None, settings.k, model)
         if note:
             log.warning(note)
+        from ..ranking.profiles import missing_profiles_note
+
+        missing = missing_profiles_note(mix_model if method == "mix" else None, ranker)
+        if missing:
+            log.warning(missing)
         method_settings = {"method": method, "mix_weight": weight, "mix_model": mix_model}
         features = cluster.has_module("mapper-extras")
         return RunSetup(cluster, backend, ranker, name, version, exclude, source, features, method_settings)

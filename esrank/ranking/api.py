@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 import threading
 from pathlib import Path
@@ -92,6 +93,11 @@ class KeyphraseRanker:
         except BaseException:
             opened.close()
             raise
+        from .profiles import missing_profiles_note
+
+        missing = missing_profiles_note(settings.mix_model if method == "mix" else None, ranker)
+        if missing:
+            logging.getLogger(__name__).warning(missing)
         name = None if method == "vote" else (str(model) if model is not None else "all-MiniLM-L6-v2")
         return cls(opened, ranker, settings, index=options.index, model=name, method=method)
 

@@ -20,6 +20,10 @@ class Candidate:
     bm25_scores: list[float] = field(default_factory=list)
     sources: tuple[str, ...] = ("neighbours",)
     index_df: int = 0  # indexed documents carrying this keyphrase (the query document itself not counted)
+    # cosine of the document with the keyphrase's profile, and the mean cosine with the documents carrying it
+    # (esrank.ranking.profiles; 0 until profiles are applied)
+    profile_cosine: float = 0.0
+    profile_mean: float = 0.0
 
     @property
     def count(self) -> int:
@@ -39,6 +43,8 @@ class CandidatePool:
     doc_id: str
     candidates: list[Candidate] = field(default_factory=list)
     index_documents: int = 0  # documents in the index the frequencies come from (0: frequencies unknown)
+    own_keys: frozenset[str] = frozenset()  # the document's own keyphrase keys when it is itself indexed
+    profiled: bool = False  # whether keyphrase profiles were applied (esrank.ranking.profiles)
 
     @property
     def phrases(self) -> list[str]:
@@ -69,6 +75,7 @@ def set_frequencies(pool: CandidatePool, frequencies: "KeyphraseFrequencies",
     """Give each candidate its index frequency; ``own_keys``: the query document's own keyphrase keys when the
     document is itself indexed (its own keyphrases are not evidence for it: they are not counted)."""
     pool.index_documents = max(frequencies.documents, 1)
+    pool.own_keys = frozenset(own_keys)
     for c in pool.candidates:
         c.index_df = max(frequencies.get(c.key) - (1 if c.key in own_keys else 0), 0)
 

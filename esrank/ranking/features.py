@@ -12,6 +12,9 @@ Three kinds of evidence, each standard in keyphrase work and none tied to one co
   own keyphrases is better evidence than one that shares only words);
 * the document itself (as in supervised extractors such as KEA): the share of the keyphrase's words found in the
   document, whether it occurs in the title, where it first occurs, how often, and its length in words;
+* the keyphrase's profile over the whole index (``esrank.ranking.profiles``, when the index has profiles): the
+  cosine of the document with the summed embedding of the indexed documents carrying the keyphrase, and the mean
+  cosine with them; 0 without profiles (the mix model is then fitted without these two);
 * how well the neighbours carrying the keyphrase fit the document, judged by their *other* keyphrases in the pool:
   a neighbour's relevance is the mean cosine of its other keyphrases to the document (a semantic check on a BM25
   neighbour that shares only words), and its fit is the share of its other keyphrases that occur in the document;
@@ -36,8 +39,10 @@ from .candidates import CandidatePool
 FEATURES = ("cosine", "vote_share", "log_neighbours", "best_rank_inverse", "best_score_share", "log_index_df",
             "concentration", "word_overlap", "in_title", "first_position", "log_occurrences", "words",
             "agreeing_neighbours", "log_agreement", "neighbour_relevance_best", "neighbour_relevance_sum",
-            "neighbour_relevance_mean", "neighbour_fit_best", "neighbour_fit_sum", "neighbour_fit_mean")
+            "neighbour_relevance_mean", "neighbour_fit_best", "neighbour_fit_sum", "neighbour_fit_mean",
+            "profile_cosine", "profile_mean")
 FREQUENCY_FEATURES = ("log_index_df", "concentration")  # need the index's keyphrase frequencies
+PROFILE_FEATURES = ("profile_cosine", "profile_mean")  # need keyphrase profiles (esrank.ranking.profiles)
 
 
 def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[float],
@@ -115,6 +120,8 @@ def candidate_features(doc: Document, pool: CandidatePool, cosines: Sequence[flo
             max(fit, default=0.0),
             sum(fit),
             sum(fit) / count if count else 0.0,
+            c.profile_cosine,
+            c.profile_mean,
         ))
     x[:] = rows
     for col in (FEATURES.index("neighbour_relevance_sum"), FEATURES.index("neighbour_fit_sum")):

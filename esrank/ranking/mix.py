@@ -96,6 +96,18 @@ class MixModel:
 
         return any(f in FREQUENCY_FEATURES for f in self.features)
 
+    @property
+    def needs_profiles(self) -> bool:
+        """Whether the model reads keyphrase profiles (``esrank.ranking.profiles``)."""
+        from .features import PROFILE_FEATURES
+
+        return any(f in PROFILE_FEATURES for f in self.features)
+
+    def usable(self, pool: "CandidatePool") -> bool:
+        """Whether ``pool`` carries what the model reads (keyphrase frequencies, profiles)."""
+        return (bool(pool.index_documents) or not self.needs_frequencies) and (pool.profiled or
+                                                                             not self.needs_profiles)
+
     def scores(self, doc: Document, pool: "CandidatePool", cosines: Sequence[float],
                prepared: "StemmedText | None" = None) -> list[float]:
         """Each candidate's probability of being a gold keyphrase of ``doc``, in pool order (``prepared``: the
@@ -221,10 +233,12 @@ def fit_model(documents: Sequence[Document], pools: Sequence["CandidatePool"], c
     import numpy as np
 
     from ..text import stemmed_key
-    from .features import FEATURES, FREQUENCY_FEATURES, candidate_features
+    from .features import FEATURES, FREQUENCY_FEATURES, PROFILE_FEATURES, candidate_features
 
     with_frequencies = bool(pools) and all(p.index_documents > 0 for p in pools if p.candidates)
-    features = [f for f in FEATURES if with_frequencies or f not in FREQUENCY_FEATURES]
+    with_profiles = bool(pools) and all(p.profiled for p in pools if p.candidates)
+    features = [f for f in FEATURES if (with_frequencies or f not in FREQUENCY_FEATURES)
+                and (with_profiles or f not in PROFILE_FEATURES)]
     cols = [FEATURES.index(f) for f in features]
     groups: dict[bool, list[tuple[np.ndarray, np.ndarray]]] = {True: [], False: []}
     for doc, pool, cos in zip(documents, pools, cosines):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -16,6 +17,9 @@ from ..text import StemmedText, classify_key, prepare
 from .candidates import CandidatePool
 from .encoder import CacheStats, EmbeddingCache, Encoder
 from .mix import DEFAULT_WEIGHT, MixModel, mix_scores
+
+if TYPE_CHECKING:
+    from .profiles import KeyphraseProfiles
 
 
 @dataclass
@@ -89,12 +93,15 @@ class Ranker:
     """Bi-encoder ranker: an ``Encoder``, its keyphrase-embedding cache and cumulative ``RankStats``.
 
     With ``remember_documents`` the ranker keeps each document's embedding (by id and text), so ranking the
-    same documents again (another k, another method) encodes them once.
+    same documents again (another k, another method) encodes them once. With ``profiles`` (the index's keyphrase
+    profiles, ``esrank.ranking.profiles``) each pool it scores gets its profile features from the document
+    embedding it computes anyway.
     """
 
     def __init__(self, encoder: Encoder, cache: EmbeddingCache | None = None, *,
-                 remember_documents: bool = False) -> None:
+                 remember_documents: bool = False, profiles: "KeyphraseProfiles | None" = None) -> None:
         self.encoder = encoder
+        self.profiles = profiles
         self.cache = cache if cache is not None else EmbeddingCache(encoder)
         self.stats = RankStats(cache=self.cache.stats)
         self._documents: dict[tuple[str, str], torch.Tensor] | None = {} if remember_documents else None
@@ -106,12 +113,19 @@ class Ranker:
              remember_documents: bool = False, runtime: str | None = None) -> "Ranker":
         """A ranker on a model (default all-MiniLM-L6-v2, offline); ``disk_cache`` True or a directory.
 
-        ``runtime`` auto|torch|onnx|openvino encodes the documents (see ``Encoder.load``; None: the default).
+        ``runtime`` auto|torch|onnx|openvino encodes the documents (see ``Encoder.load``; None: the default). The
+        keyphrase profiles a model directory holds (``esrank.ranking.profiles.PROFILE_FILE``) are read when they
+        were made with these weights.
         """
+        from .encoder import resolve_model
+        from .profiles import model_profiles
+
         enc = Encoder.load(model, device=device, precision=precision, threads=threads, batch_size=batch_size,
                            max_seq_length=max_seq_length, runtime=runtime)
+        source = Path(resolve_model(model))
+        profiles = model_profiles(source, enc.fingerprint) if source.is_dir() else None
         return cls(enc, EmbeddingCache(enc, capacity=cache_size, disk=disk_cache),
-                   remember_documents=remember_documents)
+                   remember_documents=remember_documents, profiles=profiles)
 
     def _encode_documents(self, documents: Sequence[Document]) -> torch.Tensor:
         if self._documents is None:
@@ -131,6 +145,10 @@ class Ranker:
         t0 = time.perf_counter()
         with stage(tracker, "document_encoding", len(documents)):
             doc_emb = self._encode_documents(documents)
+        if self.profiles is not None:
+            emb = doc_emb.numpy()
+            for i, pool in enumerate(pools):
+                self.profiles.apply(pool, emb[i], pool.own_keys)
         t1 = time.perf_counter()
         phrases = [c.phrase for p in pools for c in p.candidates]
         with stage(tracker, "candidate_encoding", len(documents)):
@@ -165,7 +183,7 @@ class Ranker:
                     out.append(Prediction(doc.id, []))
                     continue
                 prepared = prepare(doc.title, doc.text)
-                if mix_model is not None and (pool.index_documents or not mix_model.needs_frequencies):
+                if mix_model is not None and mix_model.usable(pool):
                     scores = mix_model.scores(doc, pool, cos, prepared)
                 elif mix_weight is not None or mix_model is not None:
                     scores = mix_scores(cos, [c.vote for c in pool.candidates],

@@ -179,11 +179,13 @@ def _fitted_model():
 
 
 def test_mix_model_learns_the_evidence_that_separates_gold_from_the_rest():
-    from esrank.ranking.features import FEATURES, FREQUENCY_FEATURES
+    from esrank.ranking.features import FEATURES, FREQUENCY_FEATURES, PROFILE_FEATURES
 
     docs, pools, cosines = _validation_case()
     model = _fitted_model()
-    assert model.features == list(FEATURES) and model.needs_frequencies
+    # pools without keyphrase profiles: every feature but the profile ones
+    assert model.features == [f for f in FEATURES if f not in PROFILE_FEATURES] and model.needs_frequencies
+    assert not model.needs_profiles
     for doc, pool, cos in zip(docs[:5], pools[:5], cosines[:5]):
         scores = dict(zip(pool.phrases, model.scores(doc, pool, cos)))
         i = doc.id[1:]
