@@ -33,7 +33,7 @@ from esrank.corpus import Document, read_documents  # noqa: E402
 from esrank.evaluation.prmu import score_document  # noqa: E402
 from esrank.ranking.encoder import default_model_path, warm_cache  # noqa: E402
 from esrank.ranking.mix import fit_mix, validation_split, write_fit  # noqa: E402
-from esrank.ranking.pipeline import DEFAULT_K, RankSettings, rank_documents  # noqa: E402
+from esrank.ranking.pipeline import DEFAULT_BATCH, DEFAULT_K, RankSettings, rank_documents  # noqa: E402
 from esrank.ranking.ranker import Ranker, RankStats  # noqa: E402
 from esrank.ranking.runtimes import export_model  # noqa: E402
 from esrank.retrieval.embedded import EmbeddedBackend  # noqa: E402
@@ -84,7 +84,7 @@ class RankSetup:
 
 
 def build_setup(root: Path, data: Path, *, index_docs: int = 20_000, test_docs: int = 512, k: int = DEFAULT_K,
-                threads: int = 2, batch_size: int = 64, openvino_fp32: bool = False) -> RankSetup:
+                threads: int = 2, batch_size: int = DEFAULT_BATCH, openvino_fp32: bool = False) -> RankSetup:
     """Index the training documents under ``root``, fit the mix model, export OpenVINO int8 (calibrated on the
     first 128 training documents) and, with ``openvino_fp32``, OpenVINO fp32 into a copy of the model directory;
     the caller closes ``setup.backend``."""
@@ -126,16 +126,21 @@ def build_setup(root: Path, data: Path, *, index_docs: int = 20_000, test_docs: 
                      times, speedups)
 
 
-def main() -> None:
-    """Build, fit, export, warm; then time each runtime, rounds interleaved; print a Markdown table."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def setup_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of the setup and the timed rounds, shared by the benches built on ``build_setup``."""
     ap.add_argument("--data", default="../shared/data/acm-dev")
     ap.add_argument("--index-docs", type=int, default=20_000)
     ap.add_argument("--docs", type=int, default=512, help="test documents ranked per round")
     ap.add_argument("-k", type=int, default=DEFAULT_K)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch-size", type=int, default=64)
+
+
+def main() -> None:
+    """Build, fit, export, warm; then time each runtime, rounds interleaved; print a Markdown table."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    setup_arguments(ap)
+    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     args = ap.parse_args()
     import torch
 

@@ -165,8 +165,8 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"Machine: {machine_facts()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end.")
-    print(f"{len(setup.train)} indexed, k = {args.k}, {args.threads} threads, batches of 64, {phrases} distinct "
-          f"indexed keyphrases (matrix {matrix_bytes / 1e6:.1f} MB); setup: "
+    print(f"{len(setup.train)} indexed, k = {args.k}, {args.threads} threads, batches of "
+          f"{setup.settings.batch_size}, {phrases} distinct indexed keyphrases (matrix {matrix_bytes / 1e6:.1f} MB); setup: "
           + ", ".join(f"{name} {secs:.0f} s" for name, secs in setup.times.items()))
     print()
     print(f"Overlap: {len(test)} test documents per round, {args.repeat} rounds interleaved, warm process.")

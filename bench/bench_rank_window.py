@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.bench_rank_e2e import OPENVINO_FP32, RUNTIMES, build_setup  # noqa: E402
+from bench.bench_rank_e2e import OPENVINO_FP32, RUNTIMES, build_setup, setup_arguments  # noqa: E402
 from bench.common import machine_facts  # noqa: E402
 from esrank.commands.common import settled_heap  # noqa: E402
-from esrank.ranking.pipeline import DEFAULT_K, rank_documents  # noqa: E402
+from esrank.ranking.pipeline import rank_documents  # noqa: E402
 
 
 def padding(lengths: list[int], window: int, batch: int) -> float:
@@ -43,12 +43,7 @@ def padding(lengths: list[int], window: int, batch: int) -> float:
 def main() -> None:
     """Build the setup once; time every runtime × layout, rounds interleaved; print a Markdown table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default="../shared/data/acm-dev")
-    ap.add_argument("--index-docs", type=int, default=20_000)
-    ap.add_argument("--docs", type=int, default=512, help="test documents ranked per round")
-    ap.add_argument("-k", type=int, default=DEFAULT_K)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
+    setup_arguments(ap)
     ap.add_argument("--layouts", default="64:64,64:32,256:32,256:64", help="W:B pairs, comma separated")
     ap.add_argument("--runtimes", default=f"torch fp32,{OPENVINO_FP32}",
                     help=f"comma list of {', '.join([*RUNTIMES, OPENVINO_FP32])}")
