@@ -100,7 +100,7 @@ def model_options(f: Any) -> Any:
 @click.option("--profiles/--no-profiles", default=False, show_default=True, envvar="ESRANK_PROFILES",
               help="After fine-tuning, encode every document of the index once and store keyphrase profiles in the "
                    "model (the mix model then also weighs how like the documents carrying a keyphrase this one is; "
-                   "+1.4 absent R@Q on acm-dev); costs one encoding of the index.")
+                   "+1.5 absent R@Q on acm-dev); costs one encoding of the index. Needs a validation share.")
 @click.option("--max-seq-length", type=click.IntRange(8, 8192), default=256, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--resume/--no-resume", default=True, show_default=True,
@@ -144,6 +144,9 @@ def train_cmd(data: str, out: str, **kw: Any) -> None:
                          hard_negatives=kw["hard_negatives"], device=kw["device"], threads=kw["threads"],
                          precision=kw["precision"], grouping=kw["grouping"])
     config.validate()
+    if kw["profiles"] and not kw["validation_share"]:
+        raise ConfigError("--profiles feed the mix model fitted on the validation share: "
+                          "use them with --validation-share above 0")
     docs, validation = validation_split(docs, kw["validation_share"])
     negatives = None
     backend = open_backend(options) if config.hard_negatives or validation else None

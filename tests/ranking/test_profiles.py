@@ -173,3 +173,6 @@ def test_train_with_profiles_then_rank_reads_them_from_the_model(tmp_path):
     assert "keyphrase profiles: " in r.stderr
     r = CliRunner().invoke(main, ["encode-keyphrases", *where, "--profiles", "--cache-dir", str(tmp_path / "c2")])
     assert r.exit_code != 0 and "--model DIR" in r.output
+    r = CliRunner().invoke(main, ["train", *where, "--data", str(tmp_path / "train.jsonl"), "--out",
+                                  str(tmp_path / "m2"), "--validation-share", "0", "--profiles", "--no-carbon"])
+    assert r.exit_code != 0 and "--validation-share" in r.output and not (tmp_path / "m2").exists()
