@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import machine_facts  # noqa: E402
+from bench.common import machine_line  # noqa: E402
 from esrank.commands.common import settled_heap  # noqa: E402
 from esrank.corpus import Document, read_documents  # noqa: E402
 from esrank.evaluation.prmu import score_document  # noqa: E402
@@ -169,8 +169,7 @@ def main() -> None:
         for r in rankers.values():
             r.close()
         backend.close()
-    load = os.getloadavg()
-    print(f"Machine: {machine_facts()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end.")
+    print(machine_line())
     print(f"{len(train)} indexed, {len(validation)} validation (mix fit), {len(test)} ranked per round, k = {args.k}, "
           f"{args.threads} threads, batches of {args.batch_size}; setup: "
           + ", ".join(f"{name} {secs:.0f} s" for name, secs in setup.times.items()))

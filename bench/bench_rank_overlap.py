@@ -103,7 +103,7 @@ def main() -> None:
         return
 
     from bench.bench_rank_e2e import build_setup
-    from bench.common import machine_facts
+    from bench.common import machine_line
     from esrank.commands import main as cli
     from esrank.commands.common import settled_heap
     from esrank.corpus import write_documents
@@ -163,8 +163,7 @@ def main() -> None:
             cold["SQLite cache"].append(cold_round(args, cold_docs, index, setup.model, sqlite_only))
             cold["memory-mapped matrix"].append(cold_round(args, cold_docs, index, setup.model, cache))
 
-    load = os.getloadavg()
-    print(f"Machine: {machine_facts()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end.")
+    print(machine_line())
     print(f"{len(setup.train)} indexed, k = {args.k}, {args.threads} threads, batches of "
           f"{setup.settings.batch_size}, {phrases} distinct indexed keyphrases (matrix {matrix_bytes / 1e6:.1f} MB); setup: "
           + ", ".join(f"{name} {secs:.0f} s" for name, secs in setup.times.items()))

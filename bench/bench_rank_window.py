@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.bench_rank_e2e import OPENVINO_FP32, RUNTIMES, build_setup, setup_arguments  # noqa: E402
-from bench.common import machine_facts  # noqa: E402
+from bench.common import machine_line  # noqa: E402
 from esrank.commands.common import settled_heap  # noqa: E402
 from esrank.ranking.pipeline import rank_documents  # noqa: E402
 
@@ -75,8 +75,7 @@ def main() -> None:
         for r in rankers.values():
             r.close()
         setup.backend.close()
-    load = os.getloadavg()
-    print(f"Machine: {machine_facts()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end.")
+    print(machine_line())
     print(f"{len(setup.train)} indexed, {len(setup.test)} ranked per round, k = {args.k}, {args.threads} threads, "
           f"{args.repeat} rounds; documents: mean {statistics.mean(lengths):.0f} word pieces (cut at {cap}).")
     print()

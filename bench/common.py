@@ -26,6 +26,12 @@ def machine_facts() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
 
 
+def machine_line() -> str:
+    """The Markdown report's machine line: ``machine_facts`` and the load average at the end of the run."""
+    load = os.getloadavg()
+    return f"Machine: {machine_facts()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end."
+
+
 def synthetic_corpus(n: int, *, words: int = 180, keyphrases: int = 5, vocab: int = 30_000,
                      seed: int = 0) -> list[Document]:
     """Documents of ~`words` Zipf-distributed words, each with keyphrases half present, half absent."""
